@@ -1,0 +1,1 @@
+"""HTTP service (FastAPI); filled in by the API issue."""

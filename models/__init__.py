@@ -1,0 +1,1 @@
+"""Model-pack manifests, installed as the data package verifier.manifests."""
