@@ -7,7 +7,7 @@ table (`verifier reasons --markdown`) and a test keeps the two equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -79,6 +79,10 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("MODEL_PACK_UNKNOWN", _F, "未知的模型包", "Unknown model pack", "model"),
     # Comparison input
     ReasonCode("PAIRS_FILE_INVALID", _F, "配对文件格式错误", "Pairs file is malformed", "input"),
+    # Photo specification (profiles)
+    # Photo quality
+    # Rosters and reconciliation
+    # Photo fixer
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}
