@@ -1,0 +1,82 @@
+"""`verifier compare` and `verifier compare --pairs`, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from verifier.pairs import compare_pairs, read_pairs
+
+
+def _run(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VERIFIER_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", "verifier", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_exit_codes_match_mismatch_unusable(faces: Path, cache_dir: Path):
+    same = _run("compare", str(faces / "obama_1.jpg"), str(faces / "obama_2.jpg"), "--json", cache=cache_dir)
+    assert same.returncode == 0, same.stderr
+    out = json.loads(same.stdout)
+    assert out["decision"] == "match" and out["score"] >= out["thresholds"]["accept"]
+    assert out["a"]["face_count"] == 1 and len(out["a"]["face"]["landmarks"]) == 5
+    other = _run("compare", str(faces / "obama_1.jpg"), str(faces / "biden_1.jpg"), cache=cache_dir)
+    assert other.returncode == 1 and "mismatch" in other.stdout
+    bad = _run("compare", str(faces / "obama_1.jpg"), str(faces / "README.md"), cache=cache_dir)
+    assert bad.returncode == 2 and "IMAGE_NOT_IMAGE" in bad.stderr
+
+
+def test_pairs_json_lines(faces: Path, tmp_path: Path, cache_dir: Path):
+    rel = os.path.relpath(faces, tmp_path)
+    lines = ["file_a,file_b,note"]
+    lines += [f"{rel}/obama_1.jpg,{rel}/obama_2.jpg,same", f"{rel}/obama_1.jpg,{rel}/biden_1.jpg,diff"]
+    lines += [f"{rel}/obama_1.jpg,{rel}/missing.jpg,x", f"{rel}/obama_1.jpg,{rel}/multi/two_people.jpg,x"]
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = _run("compare", "--pairs", str(tmp_path / "pairs.csv"), "--json", "--workers", "2", cache=cache_dir)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [r["decision"] for r in rows] == ["match", "mismatch", "error", "error"]
+    assert rows[2]["reason"] == "FILE_NOT_FOUND" and rows[3]["reason"] == "FACE_MULTIPLE"
+    assert rows[0]["file_a"] == f"{rel}/obama_1.jpg"
+
+
+def test_bad_pairs_header_is_a_usage_error(tmp_path: Path, cache_dir: Path):
+    (tmp_path / "p.csv").write_text("a,b\nx,y\n", encoding="utf-8")
+    res = _run("compare", "--pairs", str(tmp_path / "p.csv"), cache=cache_dir)
+    assert res.returncode == 2 and "PAIRS_FILE_INVALID" in res.stderr
+
+
+def test_each_image_is_analysed_once(faces: Path, tmp_path: Path, pipeline, monkeypatch):
+    lines = ["file_a,file_b"] + [f"{faces}/obama_1.jpg,{faces}/{n}" for n in ("obama_2.jpg", "biden_1.jpg", "obama_3.jpg", "obama_2.jpg")]
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen: list[str] = []
+    original = pipeline._locate
+
+    def counting(source):
+        seen.append(str(source))
+        return original(source)
+
+    monkeypatch.setattr(pipeline, "_locate", counting)
+    from verifier import parallel
+
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 1)
+    monkeypatch.setattr(parallel.Pipeline, "load", classmethod(lambda cls, *a, **k: pipeline))
+    rows = list(compare_pairs(read_pairs(tmp_path / "pairs.csv"), pipeline.thresholds, workers=1))
+    assert len(rows) == 4
+    assert sorted(seen) == sorted({str(faces / n) for n in ("obama_1.jpg", "obama_2.jpg", "biden_1.jpg", "obama_3.jpg")})
+
+
+def test_reasons_command_lists_codes(cache_dir: Path):
+    res = _run("reasons", cache=cache_dir)
+    assert res.returncode == 0 and "FACE_MULTIPLE" in res.stdout
+
+
+@pytest.mark.parametrize("cmd", [["models", "list"], ["models", "verify"]])
+def test_models_commands(cmd, cache_dir: Path):
+    res = _run(*cmd, cache=cache_dir)
+    assert res.returncode == 0, res.stderr
+    assert "sface-yunet-int8" in res.stdout

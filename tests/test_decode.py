@@ -1,0 +1,143 @@
+"""Safe decoding: formats by content, EXIF, colour modes, bombs, truncation."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from verifier.decode import decode_image, sniff_format
+from verifier.reasons import VerifierError
+
+
+def _jpeg(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _code(data: bytes, **kw) -> str:
+    with pytest.raises(VerifierError) as exc:
+        decode_image(data, **kw)
+    return exc.value.reason.code
+
+
+def _gradient(w: int = 64, h: int = 48) -> Image.Image:
+    x = np.linspace(0, 255, w, dtype=np.uint8)
+    arr = np.stack([np.tile(x, (h, 1)), np.tile(x[::-1], (h, 1)), np.full((h, w), 128, np.uint8)], axis=2)
+    return Image.fromarray(arr, "RGB")
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_png_bomb_is_refused_before_decoding():
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + _png_chunk(b"IEND", b"")
+    assert _code(data) == "IMAGE_TOO_MANY_PIXELS"
+
+
+def test_jpeg_bomb_is_refused_before_decoding():
+    data = bytearray(_jpeg(_gradient()))
+    sof = data.find(b"\xff\xc0")
+    assert sof > 0
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 60_000, 60_000)
+    assert _code(bytes(data)) == "IMAGE_TOO_MANY_PIXELS"
+
+
+def test_pixel_cap_is_configurable():
+    data = _jpeg(_gradient(200, 100))
+    assert _code(data, max_pixels=10_000) == "IMAGE_TOO_MANY_PIXELS"
+    assert decode_image(data, max_pixels=20_000).width == 200
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+def test_truncated_jpeg(cut):
+    data = _jpeg(_gradient(256, 256), quality=95)
+    assert _code(data[: int(len(data) * cut)]) in ("IMAGE_TRUNCATED",)
+
+
+def test_truncated_png():
+    data = _png(_gradient(256, 256))
+    assert _code(data[: len(data) // 2]) in ("IMAGE_TRUNCATED", "IMAGE_CORRUPT")
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "FILE_EMPTY"),
+        (b"hello, this is text and not an image at all", "IMAGE_NOT_IMAGE"),
+        (b"GIF89a" + b"\0" * 40, "IMAGE_FORMAT_UNSUPPORTED"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\0" * 40, "IMAGE_FORMAT_UNSUPPORTED"),
+        (b"BM" + b"\0" * 60, "IMAGE_FORMAT_UNSUPPORTED"),
+        (b"\x00\x00\x00\x18ftypheic" + b"\0" * 40, "IMAGE_FORMAT_UNSUPPORTED"),
+        (b"\xff\xd8\xff\x00" + b"\x13" * 200, "IMAGE_CORRUPT"),
+        (b"\xff\xd8\xff\xe0" + b"\x13" * 200, "IMAGE_TRUNCATED"),
+    ],
+)
+def test_bad_bytes_get_reason_codes(data, code):
+    assert _code(data) == code
+
+
+def test_tiny_image_is_refused():
+    assert _code(_jpeg(_gradient(8, 8))) == "IMAGE_TOO_SMALL"
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "P", "I;16"])
+def test_colour_modes_become_bgr(mode):
+    img = _gradient().convert(mode) if mode != "I;16" else Image.fromarray((np.arange(64 * 48).reshape(48, 64) * 20).astype(np.uint16))
+    data = _png(img) if mode in ("RGBA", "P", "I;16") else _jpeg(img)
+    out = decode_image(data)
+    assert out.pixels.shape == (48, 64, 3) and out.pixels.dtype == np.uint8
+    assert out.source_mode in (mode, "I;16", "I")
+
+
+def test_rgba_transparency_becomes_white():
+    img = Image.new("RGBA", (40, 30), (255, 0, 0, 0))
+    out = decode_image(_png(img))
+    assert out.pixels[0, 0].tolist() == [255, 255, 255]
+
+
+def test_progressive_jpeg():
+    out = decode_image(_jpeg(_gradient(), progressive=True))
+    assert out.progressive and out.format == "jpeg"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_applied(orientation):
+    upright = _gradient(64, 48)
+    ops = {
+        1: [],
+        2: [Image.Transpose.FLIP_LEFT_RIGHT],
+        3: [Image.Transpose.ROTATE_180],
+        4: [Image.Transpose.FLIP_TOP_BOTTOM],
+        5: [Image.Transpose.TRANSPOSE],
+        6: [Image.Transpose.ROTATE_90],
+        7: [Image.Transpose.TRANSVERSE],
+        8: [Image.Transpose.ROTATE_270],
+    }[orientation]
+    stored = upright
+    for op in ops:
+        stored = stored.transpose(op)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = decode_image(_jpeg(stored, quality=100, exif=exif.tobytes()))
+    assert (out.width, out.height) == (64, 48)
+    ref = np.asarray(upright)[:, :, ::-1].astype(int)
+    assert np.abs(out.pixels.astype(int) - ref).mean() < 6
+
+
+def test_sniff_format_by_content_not_name():
+    assert sniff_format(_png(_gradient())) == "png"
+    assert sniff_format(_jpeg(_gradient())) == "jpeg"
