@@ -51,7 +51,8 @@ class FacePolicy:
 
 def _build_detector(pack: Pack, data: bytes, digest: str, settings: Settings, threads: int, policy: ScalePolicy | None) -> Detector:
     cfg = pack.detector
-    options = RepairOptions(dynamic_spatial=True, prelu_to_nchwc=False)
+    # SCRFD keeps its declared input size: a fixed-size export must be fed exactly that size.
+    options = RepairOptions(dynamic_spatial=cfg["kind"] != "scrfd", prelu_to_nchwc=False)
     session = make_session(prepared_model(data, digest, options, settings.cache_dir), threads)
     policy = policy or ScalePolicy(int(cfg.get("min_side", 256)), int(cfg.get("max_side", 640)))
     kind = cfg["kind"]
