@@ -83,6 +83,12 @@ _TABLE: tuple[ReasonCode, ...] = (
     # Photo quality
     # Rosters and reconciliation
     # Photo fixer
+    ReasonCode("FIX_FACE_TOO_SMALL", _F, "人脸过小，需放大超过上限才能制成证件照（请重新采集）", "Face too small: the ID photo would need more upscaling than allowed (re-collect)", "fixer"),
+    ReasonCode("FIX_CROP_OUTSIDE_IMAGE", _F, "人脸周围画面不足，证件照取景超出原图过多（请重新采集）", "Too little picture around the face: too much of the ID framing lies outside the source (re-collect)", "fixer"),
+    ReasonCode("FIX_SIZE_LIMIT", _F, "最低 JPEG 质量下仍超过文件大小上限", "Even at the lowest allowed JPEG quality the file exceeds the size limit", "fixer"),
+    ReasonCode("FIX_KSH_UNKNOWN", _F, "无法确定考生号（文件名不是考生号，名单中也无对应学号）", "Cannot tell the candidate number (考生号): the file name is not one and no roster 学号 maps to it", "fixer"),
+    ReasonCode("FIX_KSH_DUPLICATE", _F, "多个源文件对应同一考生号，需人工选定", "Several source files map to the same candidate number (考生号); a person must choose", "fixer"),
+    ReasonCode("FIX_OUT_INSIDE_SRC", _F, "输出文件夹与源文件夹不能相互包含", "The output folder and the source folder must not contain each other", "fixer"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}
