@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reasons", help="list the reason codes")
     r.add_argument("--markdown", action="store_true")
     r.set_defaults(func=cmd_reasons)
+
+    from .photo_commands import register as register_photos
+
+    register_photos(sub)
     return p
 
 
