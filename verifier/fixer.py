@@ -30,7 +30,7 @@ from .decode import DecodedImage
 from .framing import Framing, crop_box, frame_face
 from .fsutil import ensure_private_dir, write_atomic
 from .pipeline import read_image_file
-from .reasons import Reason, VerifierError, reason
+from .reasons import Reason, Severity, VerifierError, reason
 from .results import Face
 
 REPORT_CSV = "fix_report.csv"
@@ -213,16 +213,11 @@ def _run_check(data: bytes, name: str, pipeline: Any, profile: Any, roster_ksh: 
 
 
 def _check_reasons(check: dict[str, Any]) -> list[Reason]:
-    """The failing reasons of a check result, as Reason objects for the report."""
-    out = []
-    for r in check.get("reasons", []):
-        if r.get("severity", "fail") != "fail":
-            continue
-        try:
-            out.append(reason(r["code"], r.get("measured"), r.get("limit")))
-        except KeyError:
-            continue
-    return out
+    """The reasons of a check result (failures and warnings), as Reason objects for the report."""
+    return [
+        Reason(r["code"], Severity(r.get("severity", "fail")), r.get("message_zh", ""), r.get("message_en", ""), r.get("measured"), r.get("limit"))
+        for r in check.get("reasons", [])
+    ]
 
 
 def fix_photo(
@@ -270,9 +265,9 @@ def fix_photo(
         check = _run_check(data, out_name, pipeline, profile, roster_ksh)
         result.check = check
         result.check_status = str(check.get("status"))
+        result.reasons = _check_reasons(check)
         if result.check_status == "fail":
             result.status = CHECK_FAILED
-            result.reasons = _check_reasons(check)
     return result
 
 
