@@ -127,4 +127,7 @@ def register(subparsers: Any) -> Any:
     photos = subparsers.add_parser("photos", help="photo checks and fixes (照片检查与修复)")
     photos_sub = photos.add_subparsers(dest="photos_cmd", required=True)
     add_check(photos_sub)
+    from .fix_commands import register as add_fix
+
+    add_fix(photos_sub)
     return photos_sub
