@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -95,6 +94,7 @@ def _variants(single_faces: list[Path], src: Path, pipeline) -> tuple[dict[str, 
     name = f"{ksh(902)}.jpg"  # landscape: the portrait put on a wide canvas
     img = cv2.imread(str(by_stem["adams_1"]))
     wide = cv2.copyMakeBorder(img, 0, 0, img.shape[1] // 2, img.shape[1] // 2, cv2.BORDER_REPLICATE)
+    assert wide.shape[1] > wide.shape[0]
     cv2.imwrite(str(src / name), wide, [cv2.IMWRITE_JPEG_QUALITY, 92])
     origin[name], expect[name] = by_stem["adams_1"], FIXED
 

@@ -38,7 +38,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
         if args.roster:
             from .roster import load_roster
 
-            pattern = getattr(profile, "name_pattern", None)
+            pattern = profile.name_pattern
             roster = load_roster(Path(args.roster), pattern) if pattern else load_roster(Path(args.roster))
     except VerifierError as exc:
         return _usage_error(exc)

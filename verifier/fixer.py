@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -32,6 +32,11 @@ from .fsutil import ensure_private_dir, write_atomic
 from .pipeline import read_image_file
 from .reasons import Reason, Severity, VerifierError, reason
 from .results import Face
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .profiles import Profile
+    from .roster import RosterLoad
 
 REPORT_CSV = "fix_report.csv"
 REPORT_XLSX = "fix_report.xlsx"
@@ -153,13 +158,13 @@ def _describe(r: Reason) -> str:
     return text + (f"（{'，'.join(parts)}）" if parts else "")
 
 
-def _output_size(profile: Any) -> tuple[int, int]:
-    """The portrait size the profile asks for: exact size, else recommended, else 295x413."""
-    size = getattr(profile, "exact_size", None) or getattr(profile, "recommended_size", None)
+def _output_size(profile: "Profile") -> tuple[int, int]:
+    """The portrait size the profile recommends, else the one-inch 295x413."""
+    size = profile.recommended_size
     return (int(size[0]), int(size[1])) if size else (295, 413)
 
 
-def framing_for(profile: Any) -> Framing:
+def framing_for(profile: "Profile") -> Framing:
     """ID framing at the profile's output size."""
     w, h = _output_size(profile)
     return Framing(width=w, height=h)
@@ -205,7 +210,7 @@ def encode_within(pixels_bgr: np.ndarray, max_bytes: int | None, options: FixOpt
     return (best[0], best[1]) if best else (None, options.min_quality)
 
 
-def _run_check(data: bytes, name: str, pipeline: Any, profile: Any, roster_ksh: set[str] | None) -> dict[str, Any]:
+def _run_check(data: bytes, name: str, pipeline: "Pipeline", profile: "Profile", roster_ksh: set[str] | None) -> dict[str, Any]:
     """check_photo on the encoded output, as a plain dict."""
     from .checks import check_photo
 
@@ -222,8 +227,8 @@ def _check_reasons(check: dict[str, Any]) -> list[Reason]:
 
 def fix_photo(
     source: Path,
-    pipeline: Any,
-    profile: Any,
+    pipeline: "Pipeline",
+    profile: "Profile",
     ksh: str,
     options: FixOptions = FixOptions(),
     roster_ksh: set[str] | None = None,
@@ -256,7 +261,7 @@ def fix_photo(
     if pad > options.max_padding:
         return refuse(reason("FIX_CROP_OUTSIDE_IMAGE", measured=round(pad, 3), limit=options.max_padding), up)
     portrait = frame_face(pixels, face, framing)
-    data, quality = encode_within(portrait, getattr(profile, "max_bytes", None), options)
+    data, quality = encode_within(portrait, profile.max_bytes, options)
     if data is None:
         return refuse(reason("FIX_SIZE_LIMIT", measured=options.min_quality, limit=profile.max_bytes), up)
     out_name = f"{ksh}.jpg"
@@ -303,12 +308,12 @@ def _display(path: Path, src: Path) -> str:
     return rel.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _student_no_map(roster: Any) -> dict[str, str]:
+def _student_no_map(roster: "RosterLoad") -> dict[str, str]:
     """学号 -> 考生号 from a roster; a 学号 listed twice maps to nothing (ambiguous)."""
     mapping: dict[str, str] = {}
     ambiguous: set[str] = set()
     for ksh, student in roster.students.items():
-        no = str(getattr(student, "student_no", "") or "").strip()
+        no = (student.student_no or "").strip()
         if not no:
             continue
         if no in mapping and mapping[no] != ksh:
@@ -382,9 +387,9 @@ def _write_zip(path: Path, out: Path, names: list[str]) -> None:
 def fix_folder(
     src: Path,
     out: Path,
-    pipeline: Any,
-    profile: Any,
-    roster: Any = None,
+    pipeline: "Pipeline",
+    profile: "Profile",
+    roster: "RosterLoad | None" = None,
     options: FixOptions = FixOptions(),
     progress: Callable[[FixResult], None] | None = None,
 ) -> FixReport:
@@ -394,7 +399,7 @@ def fix_folder(
     sources = list_sources(s)
     roster_ksh = set(roster.students) if roster is not None else None
     by_no = _student_no_map(roster) if roster is not None else {}
-    pattern = getattr(profile, "name_pattern", None)
+    pattern = profile.name_pattern
     keys = {p: resolve_ksh(p.stem, pattern, roster_ksh, by_no) for p in sources}
     claims: dict[str, list[Path]] = {}
     for p, k in keys.items():
@@ -422,5 +427,4 @@ def fix_folder(
     _write_csv(o / REPORT_CSV, rows)
     _write_xlsx(o / REPORT_XLSX, rows)
     _write_zip(o / UPLOAD_ZIP, o, [r.output for r in results if r.uploadable and r.output])
-    name = getattr(profile, "name", str(profile))
-    return FixReport(s, o, name, results, o / REPORT_CSV, o / REPORT_XLSX, o / UPLOAD_ZIP, time.perf_counter() - t0)
+    return FixReport(s, o, profile.name, results, o / REPORT_CSV, o / REPORT_XLSX, o / UPLOAD_ZIP, time.perf_counter() - t0)
