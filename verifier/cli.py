@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .photo_commands import register as register_photos
 
     register_photos(sub)
+
+    from .roster_commands import register as register_roster
+
+    register_roster(sub)
     return p
 
 

@@ -125,7 +125,6 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("RECON_MULTIPLE_FILES", _W, "同一考生有多个照片文件", "More than one photo file for one student", "reconcile"),
     ReasonCode("RECON_SAME_BYTES", _F, "不同考生号下的照片文件完全相同", "Identical photo files under different 考生号 (exam numbers)", "reconcile"),
     ReasonCode("RECON_SAME_PICTURE", _F, "不同考生号下疑似同一张照片（感知哈希相近）", "Apparently the same picture under different 考生号 (near-identical perceptual hash)", "reconcile"),
-    ReasonCode("RECON_PHOTO_UNREADABLE", _F, "照片无法读取或解码", "Photo cannot be read or decoded", "reconcile"),
     # Photo fixer
     ReasonCode("FIX_FACE_TOO_SMALL", _F, "人脸过小，需放大超过上限才能制成证件照（请重新采集）", "Face too small: the ID photo would need more upscaling than allowed (re-collect)", "fixer"),
     ReasonCode("FIX_CROP_OUTSIDE_IMAGE", _F, "人脸周围画面不足，证件照取景超出原图过多（请重新采集）", "Too little picture around the face: too much of the ID framing lies outside the source (re-collect)", "fixer"),
