@@ -268,7 +268,7 @@ def test_check_failures_are_written_but_not_zipped(run):
             assert (run.out / r.output).exists() and r.output not in run.report.zipped and r.reasons
 
 
-def test_out_inside_src_is_refused(tmp_path, pipeline, profile, single_faces):
+def test_out_inside_src_or_unusable_is_refused(tmp_path, pipeline, profile, single_faces):
     src = tmp_path / "src"
     src.mkdir()
     shutil.copyfile(single_faces[0], src / f"{ksh(1)}.jpg")
@@ -278,6 +278,10 @@ def test_out_inside_src_is_refused(tmp_path, pipeline, profile, single_faces):
             fix_folder(src, out, pipeline, profile)
         assert e.value.reason.code == "FIX_OUT_INSIDE_SRC"
     assert sorted(p.name for p in src.rglob("*")) == before
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(VerifierError) as e:
+        fix_folder(src, tmp_path / "file", pipeline, profile)
+    assert e.value.reason.code == "FIX_OUT_UNUSABLE"
 
 
 def test_roster_maps_student_numbers_to_ksh(tmp_path, pipeline, profile, single_faces):

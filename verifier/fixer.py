@@ -288,6 +288,8 @@ def check_folders(src: Path, out: Path) -> tuple[Path, Path]:
         raise VerifierError("FILE_NOT_FOUND", detail=f"source folder {src}")
     if _inside(o, s) or _inside(s, o):
         raise VerifierError("FIX_OUT_INSIDE_SRC", detail=f"SRC={s} OUT={o}", measured=str(o), limit=str(s))
+    if o.exists() and not o.is_dir():
+        raise VerifierError("FIX_OUT_UNUSABLE", detail=f"not a folder: {o}")
     return s, o
 
 
@@ -405,7 +407,10 @@ def fix_folder(
     for p, k in keys.items():
         if k is not None:
             claims.setdefault(k, []).append(p)
-    ensure_private_dir(o)
+    try:
+        ensure_private_dir(o)
+    except OSError as exc:
+        raise VerifierError("FIX_OUT_UNUSABLE", detail=f"{o}: {exc.strerror or exc}") from None
     results: list[FixResult] = []
     for p in sources:
         name, ksh = _display(p, s), keys[p]

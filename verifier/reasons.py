@@ -132,6 +132,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("FIX_KSH_UNKNOWN", _F, "无法确定考生号（文件名不是考生号，名单中也无对应学号）", "Cannot tell the candidate number (考生号): the file name is not one and no roster 学号 maps to it", "fixer"),
     ReasonCode("FIX_KSH_DUPLICATE", _F, "多个源文件对应同一考生号，需人工选定", "Several source files map to the same candidate number (考生号); a person must choose", "fixer"),
     ReasonCode("FIX_OUT_INSIDE_SRC", _F, "输出文件夹与源文件夹不能相互包含", "The output folder and the source folder must not contain each other", "fixer"),
+    ReasonCode("FIX_OUT_UNUSABLE", _F, "输出文件夹无法创建或写入", "The output folder cannot be created or written", "fixer"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}
