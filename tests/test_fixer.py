@@ -341,11 +341,20 @@ def test_cli_fix(tmp_path, single_faces, group_faces, capsys):
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     shutil.copyfile(next(p for p in single_faces if p.stem == "biden_2"), src / f"{ksh(1)}.jpg")
-    assert main(["photos", "fix", str(src), str(out), "--json"]) == 0
+    assert main(["photos", "fix", str(src), str(out), "--json", "--workers", "1"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
     assert [x["status"] for x in lines] == [FIXED]
     shutil.copyfile(group_faces[0], src / f"{ksh(2)}.jpg")
-    assert main(["photos", "fix", str(src), str(out)]) == 1
+    assert main(["photos", "fix", str(src), str(out), "--workers", "2"]) == 1
     assert main(["photos", "fix", str(src), str(src / "out")]) == 2
     assert not (src / "out").exists()
     assert main(["photos", "fix", str(src), str(out), "--roster", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_workers_give_the_same_results(run, pipeline, profile, tmp_path):
+    report = fix_folder(run.src, tmp_path / "out2", pipeline, profile, workers=2)
+    one = [(r.source, r.ksh, r.status, [x.code for x in r.reasons], r.output, r.quality) for r in run.report.results]
+    two = [(r.source, r.ksh, r.status, [x.code for x in r.reasons], r.output, r.quality) for r in report.results]
+    assert one == two
+    for name in report.zipped:
+        assert (tmp_path / "out2" / name).read_bytes() == (run.out / name).read_bytes()

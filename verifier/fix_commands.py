@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
     from .fixer import check_folders, fix_folder, list_sources
     from .pipeline import Pipeline
     from .profiles import load_profile
+    from .settings import Settings, cpu_count
 
     try:
         src, _ = check_folders(Path(args.src), Path(args.out))
@@ -42,7 +44,10 @@ def cmd_fix(args: argparse.Namespace) -> int:
             roster = load_roster(Path(args.roster), pattern) if pattern else load_roster(Path(args.roster))
     except VerifierError as exc:
         return _usage_error(exc)
-    pipeline = Pipeline.load(args.pack, args.model_dir, threads=args.threads)
+    settings = Settings.from_env()
+    if args.model_dir:
+        settings = dataclasses.replace(settings, model_dir=args.model_dir)
+    pipeline = Pipeline.load(args.pack, threads=args.threads, settings=settings)
     total = len(list_sources(src))
     with tqdm(total=total, unit="photo", file=sys.stderr, disable=None, desc="fix") as bar:
 
@@ -54,7 +59,8 @@ def cmd_fix(args: argparse.Namespace) -> int:
                 why = "; ".join(f"{r.code} {r.message_zh}" for r in result.reasons)
                 bar.write(f"{result.source}: {result.status} — {why}", file=sys.stdout)
 
-        report = fix_folder(Path(args.src), Path(args.out), pipeline, profile, roster, progress=show)
+        workers = args.workers or cpu_count()
+        report = fix_folder(Path(args.src), Path(args.out), pipeline, profile, roster, progress=show, workers=workers)
     c = report.counts
     summary = (
         f"修复 fixed={c['fixed']} 未通过检查 check_failed={c['check_failed']} 未修复 not_fixed={c['not_fixed']}"
@@ -79,5 +85,6 @@ def register(photos_subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--pack", default=None, help="model pack id (default: sface-yunet-int8)")
     f.add_argument("--model-dir", type=Path, default=None, help="folder with the pack's ONNX files (InsightFace packs)")
     f.add_argument("--threads", type=int, default=None, help="inference threads for this process")
+    f.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     f.set_defaults(func=cmd_fix)
     return f

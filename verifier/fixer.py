@@ -18,7 +18,9 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
     from .profiles import Profile
     from .roster import RosterLoad
+    from .settings import Settings
 
 REPORT_CSV = "fix_report.csv"
 REPORT_XLSX = "fix_report.xlsx"
@@ -386,19 +389,25 @@ def _write_zip(path: Path, out: Path, names: list[str]) -> None:
         raise
 
 
-def fix_folder(
-    src: Path,
-    out: Path,
-    pipeline: "Pipeline",
-    profile: "Profile",
-    roster: "RosterLoad | None" = None,
-    options: FixOptions = FixOptions(),
-    progress: Callable[[FixResult], None] | None = None,
-) -> FixReport:
-    """Fix every photo under SRC into OUT; one result per source file, reports and upload.zip in OUT."""
-    t0 = time.perf_counter()
-    s, o = check_folders(src, out)
-    sources = list_sources(s)
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(pack_id: str, settings: "Settings", profile: "Profile", options: FixOptions, roster_ksh: set[str] | None) -> None:
+    """Load one pipeline per worker process (one inference thread each)."""
+    from .pipeline import Pipeline
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER.update(pipeline=Pipeline.load(pack_id, threads=1, settings=settings), profile=profile, options=options, roster_ksh=roster_ksh)
+
+
+def _fix_in_worker(path: Path, ksh: str, display: str) -> FixResult:
+    """fix_photo inside a worker process."""
+    w = _WORKER
+    return fix_photo(path, w["pipeline"], w["profile"], ksh, w["options"], w["roster_ksh"], display=display)
+
+
+def _planned(src: Path, sources: list[Path], profile: "Profile", roster: "RosterLoad | None") -> Iterator[tuple[Path, str, str | None, FixResult | None]]:
+    """(path, display name, 考生号, result when decided without opening the file) for every source, in order."""
     roster_ksh = set(roster.students) if roster is not None else None
     by_no = _student_no_map(roster) if roster is not None else {}
     pattern = profile.name_pattern
@@ -407,24 +416,72 @@ def fix_folder(
     for p, k in keys.items():
         if k is not None:
             claims.setdefault(k, []).append(p)
+    for p in sources:
+        name, ksh = _display(p, src), keys[p]
+        if ksh is None:
+            yield p, name, None, FixResult(name, None, NOT_FIXED, [reason("FIX_KSH_UNKNOWN", measured=name, limit=pattern)])
+        elif len(claims[ksh]) > 1:
+            others = [_display(q, src) for q in claims[ksh] if q != p]
+            yield p, name, ksh, FixResult(name, ksh, NOT_FIXED, [reason("FIX_KSH_DUPLICATE", measured=others, limit=1)])
+        else:
+            yield p, name, ksh, None
+
+
+def _fixed_in_order(
+    plan: Iterable[tuple[Path, str, str | None, FixResult | None]],
+    pipeline: "Pipeline",
+    profile: "Profile",
+    options: FixOptions,
+    roster_ksh: set[str] | None,
+    workers: int,
+) -> Iterator[FixResult]:
+    """Results in source order; with several workers, a bounded number of photos in flight."""
+    if workers <= 1:
+        for path, name, ksh, decided in plan:
+            yield decided or fix_photo(path, pipeline, profile, str(ksh), options, roster_ksh, display=name)
+        return
+    init = (pipeline.pack.id, pipeline.settings, profile, options, roster_ksh)
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
+        window: deque[FixResult | Future[FixResult]] = deque()
+        for path, name, ksh, decided in plan:
+            window.append(decided or pool.submit(_fix_in_worker, path, str(ksh), name))
+            while len(window) > 4 * workers:
+                item = window.popleft()
+                yield item.result() if isinstance(item, Future) else item
+        while window:
+            item = window.popleft()
+            yield item.result() if isinstance(item, Future) else item
+
+
+def fix_folder(
+    src: Path,
+    out: Path,
+    pipeline: "Pipeline",
+    profile: "Profile",
+    roster: "RosterLoad | None" = None,
+    options: FixOptions = FixOptions(),
+    progress: Callable[[FixResult], None] | None = None,
+    workers: int = 1,
+) -> FixReport:
+    """Fix every photo under SRC into OUT; one result per source file, reports and upload.zip in OUT.
+
+    workers > 1 fixes photos in that many processes (each loads the pipeline's pack); OUT is written here only.
+    """
+    t0 = time.perf_counter()
+    s, o = check_folders(src, out)
+    sources = list_sources(s)
     try:
         ensure_private_dir(o)
     except OSError as exc:
         raise VerifierError("FIX_OUT_UNUSABLE", detail=f"{o}: {exc.strerror or exc}") from None
+    roster_ksh = set(roster.students) if roster is not None else None
+    workers = max(1, min(workers, len(sources)))
     results: list[FixResult] = []
-    for p in sources:
-        name, ksh = _display(p, s), keys[p]
-        if ksh is None:
-            r = FixResult(name, None, NOT_FIXED, [reason("FIX_KSH_UNKNOWN", measured=name, limit=pattern)])
-        elif len(claims[ksh]) > 1:
-            others = [_display(q, s) for q in claims[ksh] if q != p]
-            r = FixResult(name, ksh, NOT_FIXED, [reason("FIX_KSH_DUPLICATE", measured=others, limit=1)])
-        else:
-            r = fix_photo(p, pipeline, profile, ksh, options, roster_ksh, display=name)
-            if r.data is not None:
-                r.output = f"{ksh}.jpg"
-                write_atomic(o / r.output, r.data)
-                r.data = None
+    for r in _fixed_in_order(_planned(s, sources, profile, roster), pipeline, profile, options, roster_ksh, workers):
+        if r.data is not None:
+            r.output = f"{r.ksh}.jpg"
+            write_atomic(o / r.output, r.data)
+            r.data = None
         results.append(r)
         if progress is not None:
             progress(r)
