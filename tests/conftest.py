@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from verifier.faceset import faces_dir, group_images, identity_of, single_face_images
 from verifier.framing import frame_face
+
+from imaging import encode_jpeg
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +41,6 @@ def pipeline(cache_dir: Path):
     from verifier.settings import Settings
 
     return Pipeline.load(settings=Settings(cache_dir=cache_dir), threads=1)
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return buf.tobytes()
 
 
 @pytest.fixture(scope="session")
