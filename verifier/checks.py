@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .decode import decode_image
+from .parallel import map_chunks
 from .profiles import Profile
 from .quality import check_quality
 from .reasons import Reason, Severity, VerifierError, reason
@@ -190,25 +190,14 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(pack_id: str, settings: Settings, profile: Profile, roster_ksh: set[str] | None) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from .pipeline import Pipeline
 
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER.update(pipeline=Pipeline.load(pack_id, settings.model_dir, threads=1, settings=settings), profile=profile, roster=roster_ksh)
 
 
-def _check_chunk(paths: list[str]) -> list[CheckResult]:
-    return [check_photo(Path(p), _WORKER["profile"], _WORKER["pipeline"], _WORKER["roster"]) for p in paths]
-
-
-def _chunks(items: Iterable[Path], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for item in items:
-        chunk.append(str(item))
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _check_chunk(paths: list[Path]) -> list[CheckResult]:
+    return [check_photo(p, _WORKER["profile"], _WORKER["pipeline"], _WORKER["roster"]) for p in paths]
 
 
 def check_paths(
@@ -227,11 +216,5 @@ def check_paths(
             yield check_photo(p, profile, pipeline, roster_ksh)
         return
     args = (pipeline.pack.id, pipeline.settings, profile, roster_ksh)
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=args) as pool:
-        pending = []
-        for chunk in _chunks(files, chunk_size):
-            pending.append(pool.submit(_check_chunk, chunk))
-            if len(pending) >= 2 * workers:
-                yield from pending.pop(0).result()
-        for fut in pending:
-            yield from fut.result()
+    for _, result in map_chunks(files, _check_chunk, workers, _init_worker, args, chunk_size):
+        yield result

@@ -1,32 +1,32 @@
-"""Analyse many image files on all cores: one pipeline (one session pair) per worker process."""
+"""Work over all cores: ordered, bounded chunk maps over worker processes.
+
+Each worker process builds its own pipeline (one detector and one
+recognizer session, one thread each), so total threads equal the worker
+count; at most two chunks per worker are in flight, so memory stays bounded
+however long the input stream is.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .pipeline import Pipeline
 from .results import FaceAnalysis
 from .settings import cpu_count
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 _PIPELINE: Pipeline | None = None
 
 
-def _init_worker(pack_id: str | None, model_dir: str | None) -> None:
-    global _PIPELINE
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _PIPELINE = Pipeline.load(pack_id, Path(model_dir) if model_dir else None, threads=1)
-
-
-def _analyze_chunk(paths: list[str]) -> list[FaceAnalysis]:
-    assert _PIPELINE is not None
-    return _PIPELINE.analyze_many([Path(p) for p in paths])
-
-
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of up to `size` items, streamed."""
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
@@ -34,6 +34,52 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def map_chunks(
+    items: Iterable[T],
+    fn: Callable[[list[T]], list[R]],
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    chunk_size: int = 8,
+) -> Iterator[tuple[T, R]]:
+    """Yield (item, fn-result) in input order; `fn` maps a chunk to one result per item.
+
+    With workers <= 1 everything runs here (the initializer too).
+    """
+    if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for chunk in chunked(items, chunk_size):
+            yield from zip(chunk, fn(chunk))
+        return
+    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+        pending: list[tuple[list[T], Future]] = []
+        for chunk in chunked(items, chunk_size):
+            pending.append((chunk, pool.submit(fn, chunk)))
+            if len(pending) >= 2 * workers:
+                done, fut = pending.pop(0)
+                yield from zip(done, fut.result())
+        for done, fut in pending:
+            yield from zip(done, fut.result())
+
+
+def worker_pipeline() -> Pipeline:
+    """This worker's pipeline (built by `init_pipeline`)."""
+    assert _PIPELINE is not None, "init_pipeline() was not run in this process"
+    return _PIPELINE
+
+
+def init_pipeline(pack_id: str | None, model_dir: str | None, pipeline: Pipeline | None = None) -> None:
+    """Worker initializer: one single-threaded pipeline per process (or reuse a given one)."""
+    global _PIPELINE
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _PIPELINE = pipeline or Pipeline.load(pack_id, Path(model_dir) if model_dir else None, threads=1)
+
+
+def _analyze_chunk(paths: list[str]) -> list[FaceAnalysis]:
+    return worker_pipeline().analyze_many([Path(p) for p in paths])
 
 
 def analyze_files(
@@ -44,22 +90,7 @@ def analyze_files(
     chunk_size: int = 8,
     pipeline: Pipeline | None = None,
 ) -> Iterator[tuple[str, FaceAnalysis]]:
-    """Yield (path, analysis) in input order, with at most 2 chunks in flight per worker.
-
-    workers=1 (or a given pipeline) runs in this process: no pool overhead.
-    """
-    workers = workers or cpu_count()
-    if workers <= 1 or pipeline is not None:
-        pl = pipeline or Pipeline.load(pack_id, model_dir, threads=max(1, workers))
-        for chunk in _chunks(paths, chunk_size):
-            yield from zip(chunk, pl.analyze_many([Path(p) for p in chunk]))
-        return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(pack_id, str(model_dir) if model_dir else None)) as pool:
-        pending = []
-        for chunk in _chunks(paths, chunk_size):
-            pending.append((chunk, pool.submit(_analyze_chunk, chunk)))
-            if len(pending) >= 2 * workers:
-                done_chunk, fut = pending.pop(0)
-                yield from zip(done_chunk, fut.result())
-        for done_chunk, fut in pending:
-            yield from zip(done_chunk, fut.result())
+    """Yield (path, analysis) in input order over `workers` processes (default: all cores)."""
+    workers = 1 if pipeline is not None else (workers or cpu_count())
+    args = (pack_id, str(model_dir) if model_dir else None, pipeline)
+    return map_chunks(paths, _analyze_chunk, workers, init_pipeline, args, chunk_size)

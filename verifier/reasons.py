@@ -79,6 +79,14 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("MODEL_PACK_UNKNOWN", _F, "未知的模型包", "Unknown model pack", "model"),
     # Comparison input
     ReasonCode("PAIRS_FILE_INVALID", _F, "配对文件格式错误", "Pairs file is malformed", "input"),
+    # Batch comparison (graduation vs admission)
+    ReasonCode("BATCH_MISSING_ADMISSION", _F, "缺少录取照片", "Admission photo is missing", "batch"),
+    ReasonCode("BATCH_MISSING_GRADUATION", _F, "缺少毕业照片", "Graduation photo is missing", "batch"),
+    ReasonCode("BATCH_SEVERAL_FILES", _W, "同一学生有多个照片文件，已取第一个", "Several photo files for one student; the first was used", "batch"),
+    ReasonCode("COMPARE_FACE_TOO_SMALL", _F, "人脸太小，无法可靠比对", "Face too small to compare reliably", "compare"),
+    ReasonCode("COMPARE_REVIEW_BAND", _W, "相似度处于人工复核区间", "Similarity lies in the manual-review band", "compare"),
+    ReasonCode("COMPARE_LOW_QUALITY_REVIEW", _W, "相似度偏低但照片质量差，转人工复核", "Low similarity with poor photo quality: sent to manual review", "compare"),
+    ReasonCode("COMPARE_MISMATCH", _F, "相似度低于拒绝阈值，疑似非同一人", "Similarity below the reject threshold: likely not the same person", "compare"),
     # Photo specification (profiles)
     ReasonCode("SPEC_FORMAT", _F, "图片格式不符合规格（应为 JPEG）", "Image format does not meet the specification (JPEG required)", "spec"),
     ReasonCode("SPEC_EXTENSION", _F, "文件扩展名不符合规格（应为 .jpg）", "File extension does not meet the specification (.jpg required)", "spec"),
@@ -133,6 +141,29 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("FIX_KSH_DUPLICATE", _F, "多个源文件对应同一考生号，需人工选定", "Several source files map to the same candidate number (考生号); a person must choose", "fixer"),
     ReasonCode("FIX_OUT_INSIDE_SRC", _F, "输出文件夹与源文件夹不能相互包含", "The output folder and the source folder must not contain each other", "fixer"),
     ReasonCode("FIX_OUT_UNUSABLE", _F, "输出文件夹无法创建或写入", "The output folder cannot be created or written", "fixer"),
+    # Store
+    ReasonCode("STORE_DB_URL_INVALID", _F, "数据库地址无效（仅支持 sqlite:/// 与 postgresql://）", "Database URL is invalid (sqlite:/// and postgresql:// only)", "store"),
+    ReasonCode("STORE_DB_UNREACHABLE", _F, "无法连接数据库", "Cannot connect to the database", "store"),
+    ReasonCode("STORE_DB_NOT_MIGRATED", _F, "数据库未初始化或版本过旧，请先运行 verifier db upgrade", "Database is not initialised or is out of date; run `verifier db upgrade` first", "store"),
+    ReasonCode("STORE_DB_TOO_NEW", _F, "数据库版本比本程序新，请升级 verifier", "Database schema is newer than this verifier knows; upgrade verifier", "store"),
+    ReasonCode("STORE_DB_BUSY", _F, "数据库繁忙，多次重试后仍未完成", "Database stayed busy (locked) through every retry", "store"),
+    ReasonCode("STORE_ID_KEY_INVALID", _F, "身份证号哈希密钥无效（至少 16 个字符）", "ID-number hash key is invalid (at least 16 characters)", "store"),
+    ReasonCode("STORE_STUDENT_UNKNOWN", _F, "库中没有该考生号的学生", "No student with this 考生号 (exam number) in the database", "store"),
+    ReasonCode("STORE_PHOTO_KIND_INVALID", _F, "照片类型无效（应为 admission 或 graduation）", "Photo kind is invalid (admission or graduation)", "store"),
+    ReasonCode("STORE_PHOTO_FILE_MISSING", _F, "照片文件缺失", "Stored photo file is missing", "store"),
+    ReasonCode("STORE_PHOTO_CHECKSUM_MISMATCH", _F, "照片文件内容与记录的 SHA-256 不符", "Stored photo file does not match its recorded SHA-256", "store"),
+    ReasonCode("STORE_PHOTO_PURGED", _F, "照片已按保存期限清除", "Photo was purged under the retention rules", "store"),
+    ReasonCode("STORE_EMBEDDING_INVALID", _F, "特征向量无效（维度为零或含非有限值）", "Embedding vector is invalid (empty or not finite)", "store"),
+    ReasonCode("STORE_COMPARISON_INVALID", _F, "比对记录的照片与学生或照片类型不符", "Comparison photos do not belong to the student or have the wrong kind", "store"),
+    ReasonCode("STORE_DUPLICATE_SAME_STUDENT", _F, "重复人脸候选的两张照片属于同一学生", "Both photos of a duplicate-face candidate belong to the same student", "store"),
+    ReasonCode("STORE_CASE_UNKNOWN", _F, "复核案件不存在", "Review case does not exist", "store"),
+    ReasonCode("STORE_CASE_TYPE_INVALID", _F, "复核案件类型或对象类型无效", "Review case type or subject type is invalid", "store"),
+    ReasonCode("STORE_CASE_TRANSITION_INVALID", _F, "复核案件状态转换不允许", "Review case state transition is not allowed", "store"),
+    ReasonCode("STORE_CASE_OUTCOME_INVALID", _F, "结案结论缺失或无效", "Case outcome is missing or invalid", "store"),
+    ReasonCode("STORE_AUDIT_IMMUTABLE", _F, "审计记录只能追加，不能修改或删除", "Audit events are append-only; they cannot be changed or deleted", "store"),
+    ReasonCode("STORE_IMPORT_ID_CHANGED", _F, "身份证号与库中记录不一致，该行未更新（请人工核实）", "ID number differs from the stored one; row not updated (verify by hand)", "store"),
+    ReasonCode("STORE_PURGE_NO_CRITERIA", _F, "清除需指定 --graduated-before 或 --intake", "Purge needs --graduated-before or --intake", "store"),
+    ReasonCode("STORE_DATE_INVALID", _F, "日期格式无效（应为 YYYY-MM-DD）", "Date is invalid (YYYY-MM-DD expected)", "store"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}

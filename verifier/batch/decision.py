@@ -1,0 +1,141 @@
+"""Per-student identity decision, kept apart from photo specification problems.
+
+Two questions are never mixed: *is the photo to specification* (a
+compliance problem listed for correction) and *can the face be compared
+reliably*. Only the second decides whether a student is compared at all;
+poor quality can move a borderline mismatch to review, never to fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..reasons import Reason, reason
+from ..results import Decision, Thresholds
+from ..score import decide
+
+# Reason codes that mean the face cannot be compared at all.
+UNCOMPARABLE_PREFIXES = ("FILE_", "IMAGE_", "CHECK_INTERNAL")
+UNCOMPARABLE_CODES = {"FACE_NOT_FOUND", "FACE_MULTIPLE", "COMPARE_FACE_TOO_SMALL"}
+# Quality findings that make a low score less trustworthy (borderline -> review).
+QUALITY_AFFECTS_SCORE = {
+    "QUALITY_BLURRY",
+    "QUALITY_UNDEREXPOSED",
+    "QUALITY_OVEREXPOSED",
+    "QUALITY_POSE_YAW",
+    "QUALITY_POSE_PITCH",
+    "QUALITY_POSE_ROLL",
+    "QUALITY_FACE_TOO_SMALL",
+    "QUALITY_INTER_EYE_TOO_SMALL",
+    "QUALITY_FACE_CUT_OFF",
+    "QUALITY_FACE_LOW_CONFIDENCE",
+    "QUALITY_NOT_COLOUR",
+}
+# Minimum inter-eye distance (px, original image) below which an embedding is not trusted.
+MIN_COMPARABLE_INTER_EYE = 12.0
+
+
+class StudentDecision(str, Enum):
+    """The batch runner's outcome for one student."""
+
+    PASS = "pass"
+    REVIEW = "review"
+    FAIL = "fail"
+    PHOTO_UNUSABLE = "photo_unusable"
+    MISSING_PHOTO = "missing_photo"
+
+
+DECISION_ZH = {
+    StudentDecision.PASS: "通过",
+    StudentDecision.REVIEW: "人工复核",
+    StudentDecision.FAIL: "不通过（身份复核）",
+    StudentDecision.PHOTO_UNUSABLE: "照片不可用",
+    StudentDecision.MISSING_PHOTO: "缺少照片",
+}
+FLAGGED = (StudentDecision.REVIEW, StudentDecision.FAIL, StudentDecision.PHOTO_UNUSABLE, StudentDecision.MISSING_PHOTO)
+
+
+@dataclass(frozen=True)
+class PhotoFindings:
+    """What the checks found on one photo, split by question."""
+
+    kind: str  # "admission" | "graduation"
+    codes: tuple[str, ...]  # every fail/warn code from the checks
+    inter_eye: float | None = None
+
+    @property
+    def spec_codes(self) -> list[str]:
+        return [c for c in self.codes if c.startswith("SPEC_")]
+
+    @property
+    def blocking(self) -> list[str]:
+        return [c for c in self.codes if c in UNCOMPARABLE_CODES or c.startswith(UNCOMPARABLE_PREFIXES)]
+
+    @property
+    def quality_issues(self) -> list[str]:
+        return [c for c in self.codes if c in QUALITY_AFFECTS_SCORE]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Decision, score and the reasons behind them."""
+
+    decision: StudentDecision
+    score: float | None
+    reasons: list[Reason] = field(default_factory=list)
+
+
+def comparability(findings: PhotoFindings) -> Reason | None:
+    """Why a photo cannot be compared, or None when it can."""
+    blocking = findings.blocking
+    if blocking:
+        return reason(blocking[0])
+    if findings.inter_eye is not None and findings.inter_eye < MIN_COMPARABLE_INTER_EYE:
+        return reason("COMPARE_FACE_TOO_SMALL", measured=round(findings.inter_eye, 1), limit=MIN_COMPARABLE_INTER_EYE)
+    return None
+
+
+def decide_student(
+    admission: PhotoFindings | None,
+    graduation: PhotoFindings | None,
+    score: float | None,
+    thresholds: Thresholds,
+    quality_floor: float,
+) -> Outcome:
+    """The identity decision for one student.
+
+    `score` is the cosine of the two embeddings (None when not compared);
+    `quality_floor` is the lowest score that poor quality still sends to
+    review instead of fail.
+    """
+    missing = [reason(f"BATCH_MISSING_{kind}") for kind, f in (("ADMISSION", admission), ("GRADUATION", graduation)) if f is None]
+    if missing:
+        return Outcome(StudentDecision.MISSING_PHOTO, None, missing)
+    assert admission is not None and graduation is not None
+    unusable = [r for r in (comparability(admission), comparability(graduation)) if r is not None]
+    if unusable or score is None:
+        return Outcome(StudentDecision.PHOTO_UNUSABLE, None, unusable)
+    verdict = decide(score, thresholds)
+    if verdict is Decision.MATCH:
+        return Outcome(StudentDecision.PASS, score, [])
+    if verdict is Decision.REVIEW:
+        return Outcome(StudentDecision.REVIEW, score, [reason("COMPARE_REVIEW_BAND", round(score, 4), [thresholds.reject, thresholds.accept])])
+    poor = sorted(set(admission.quality_issues) | set(graduation.quality_issues))
+    if poor and score >= quality_floor:
+        return Outcome(
+            StudentDecision.REVIEW,
+            score,
+            [reason("COMPARE_LOW_QUALITY_REVIEW", round(score, 4), quality_floor), *(reason(c) for c in poor)],
+        )
+    return Outcome(StudentDecision.FAIL, score, [reason("COMPARE_MISMATCH", round(score, 4), thresholds.reject)])
+
+
+def spec_issues(findings: Iterable[PhotoFindings | None]) -> list[str]:
+    """Specification codes of either photo, prefixed by which photo (for the photo_issues column)."""
+    out = []
+    for f in findings:
+        if f is not None:
+            out += [f"{f.kind}:{c}" for c in f.spec_codes]
+    return out

@@ -1,0 +1,145 @@
+"""Batch reports: report.csv, report.xlsx (Chinese headers, summary, flagged) and report.html.
+
+Rows stream in from the store in roster order; only counts and the flagged
+rows are kept in memory. The HTML page is self-contained (thumbnails
+embedded) so it can be mailed to a college as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..reasons import REASONS
+from ..tabular import TableWriter
+from .decision import DECISION_ZH, FLAGGED, StudentDecision
+
+COLUMNS = ["ksh", "student_no", "name", "college", "centre", "decision", "score", "reasons", "photo_issues"]
+HEADERS_ZH = ["考生号", "学号", "姓名", "学院", "学习中心", "结论", "相似度", "原因", "照片问题"]
+THUMB_WIDTH = 150
+MAX_HTML_THUMBS = 5000
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One roster student's line in the reports."""
+
+    ksh: str
+    student_no: str
+    name: str
+    college: str
+    centre: str
+    decision: StudentDecision
+    score: float | None
+    reasons: list[str] = field(default_factory=list)
+    photo_issues: list[str] = field(default_factory=list)
+    admission_sha: str | None = None
+    graduation_sha: str | None = None
+
+    def values(self, chinese: bool = False) -> list:
+        """Cells in COLUMNS order; `chinese` writes the decision as the offices read it."""
+        score = "" if self.score is None else round(self.score, 4)
+        decision = DECISION_ZH[self.decision] if chinese else self.decision.value
+        return [self.ksh, self.student_no, self.name, self.college, self.centre, decision, score, ";".join(self.reasons), ";".join(self.photo_issues)]
+
+
+def thumbnail(data: bytes | None, width: int = THUMB_WIDTH) -> str | None:
+    """A small JPEG as a data: URI, or None when there is no decodable picture."""
+    if not data:
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    h, w = img.shape[:2]
+    img = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
+
+
+def _reason_text(code: str) -> str:
+    row = REASONS.get(code.split(":")[-1])
+    return f"{code} {row.zh} / {row.en}" if row else code
+
+
+def _html_page(flagged: list[BatchRow], counts: Counter, photo: Callable[[str | None], bytes | None], run_label: str) -> str:
+    colleges = sorted({r.college for r in flagged})
+    options = "".join(f'<option value="{html.escape(c)}">{html.escape(c or "（未填）")}</option>' for c in colleges)
+    summary = " · ".join(f"{DECISION_ZH[d]} {counts.get(d, 0)}" for d in StudentDecision)
+    cards = []
+    for i, r in enumerate(flagged):
+        imgs = []
+        for label, sha in (("录取照片 admission", r.admission_sha), ("毕业照片 graduation", r.graduation_sha)):
+            uri = thumbnail(photo(sha)) if i < MAX_HTML_THUMBS else None
+            img = f'<img src="{uri}" alt="{label}">' if uri else '<div class="none">无照片<br>no photo</div>'
+            imgs.append(f"<figure>{img}<figcaption>{label}</figcaption></figure>")
+        score = "—" if r.score is None else f"{r.score:.3f}"
+        reasons = "".join(f"<li>{html.escape(_reason_text(c))}</li>" for c in r.reasons + r.photo_issues)
+        cards.append(
+            f'<section class="card {r.decision.value}" data-college="{html.escape(r.college)}">'
+            f"<div class=photos>{''.join(imgs)}</div><div class=info>"
+            f"<h2>{html.escape(r.name)} <small>{html.escape(r.ksh)} · {html.escape(r.student_no)}</small></h2>"
+            f"<p>{html.escape(r.college)} · {html.escape(r.centre)}</p>"
+            f'<p class="decision">{DECISION_ZH[r.decision]} ({r.decision.value}) · 相似度 score {score}</p>'
+            f"<ul>{reasons}</ul></div></section>"
+        )
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>毕业照片比对 需处理名单 / flagged students</title>
+<style>
+body{{font-family:system-ui,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:1.5em;background:#f6f7f9;color:#222}}
+.card{{display:flex;gap:1em;background:#fff;border-left:6px solid #999;margin:.8em 0;padding:.8em;border-radius:6px}}
+.card.fail{{border-color:#c0392b}}.card.review{{border-color:#e67e22}}.card.photo_unusable{{border-color:#8e44ad}}.card.missing_photo{{border-color:#7f8c8d}}
+.photos{{display:flex;gap:.5em}} figure{{margin:0;text-align:center;font-size:.8em}} img{{width:{THUMB_WIDTH}px;border:1px solid #ccc}}
+.none{{width:{THUMB_WIDTH}px;height:{THUMB_WIDTH * 1.4:.0f}px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777}}
+h2{{margin:.1em 0;font-size:1.1em}} small{{color:#666;font-weight:normal}} .decision{{font-weight:bold}}
+</style></head><body>
+<h1>毕业照片与录取照片比对：需处理名单 <small>Graduation vs admission photos: flagged students</small></h1>
+<p>{html.escape(run_label)}</p><p>{summary}</p>
+<label>学院 / college: <select id="college"><option value="">全部 / all</option>{options}</select></label>
+<span id="shown"></span>
+{''.join(cards) or '<p>没有需处理的学生 / nobody flagged</p>'}
+<script>
+const sel=document.getElementById('college');
+function apply(){{let n=0;document.querySelectorAll('.card').forEach(c=>{{const on=!sel.value||c.dataset.college===sel.value;c.style.display=on?'':'none';n+=on}});document.getElementById('shown').textContent=' '+n+' 人';}}
+sel.addEventListener('change',apply);apply();
+</script></body></html>
+"""
+
+
+def write_reports(rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str | None], bytes | None], run_label: str = "") -> list[Path]:
+    """Write the three reports; `photo(sha)` returns a stored picture's bytes (for thumbnails)."""
+    table = TableWriter(out_dir, "report", COLUMNS, HEADERS_ZH, "比对结果")
+    by_unit: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    counts: Counter = Counter()
+    flagged: list[BatchRow] = []
+    try:
+        for row in rows:
+            table.add(row.values(), row.values(chinese=True))
+            by_unit[(row.college, row.centre)][row.decision] += 1
+            counts[row.decision] += 1
+            if row.decision in FLAGGED:
+                flagged.append(row)
+        decisions = list(StudentDecision)
+        summary = [[college, centre, *(c[d] for d in decisions), sum(c.values())] for (college, centre), c in sorted(by_unit.items())]
+        summary.append(["合计", "", *(counts[d] for d in decisions), sum(counts.values())])
+        table.add_sheet("汇总", ["学院", "学习中心", *(DECISION_ZH[d] for d in decisions), "合计"], summary)
+        table.add_sheet("需处理", HEADERS_ZH, [r.values(chinese=True) for r in flagged])
+    except BaseException:
+        table.discard()
+        raise
+    csv_path, xlsx_path = table.close()
+    page = _html_page(flagged, counts, photo, run_label)
+    fd, tmp = tempfile.mkstemp(prefix=".report.html.", suffix=".tmp", dir=out_dir)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    os.replace(tmp, Path(out_dir) / "report.html")
+    return [csv_path, xlsx_path, Path(out_dir) / "report.html"]

@@ -1,0 +1,91 @@
+"""Streaming CSV + XLSX tables for the offices' reports.
+
+CSV is UTF-8 with a BOM (Excel opens it as UTF-8) with machine-friendly
+column names; XLSX carries the Chinese headers. Both are written to temp
+files (0600) and renamed into place only when complete. Text that a
+spreadsheet would run as a formula is neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .fsutil import ensure_private_dir
+
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+
+
+def cell(value: Any) -> Any:
+    """A value safe for a spreadsheet cell: no formula injection, no control characters."""
+    if isinstance(value, str):
+        value = "".join(ch for ch in value if ch >= " " or ch in "\t\n")
+        if value[:1] in FORMULA_PREFIXES:
+            return "'" + value
+    return value
+
+
+def _tmp(out_dir: Path, name: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return path
+
+
+class TableWriter:
+    """One table streamed to `<stem>.csv` and the first sheet of `<stem>.xlsx`.
+
+    More sheets (summaries, flagged lists) can be added before `close()`.
+    """
+
+    def __init__(self, out_dir: Path, stem: str, columns: Sequence[str], headers_zh: Sequence[str], sheet: str):
+        from openpyxl import Workbook
+
+        self.out_dir = ensure_private_dir(Path(out_dir))
+        self.stem = stem
+        self._csv_tmp = _tmp(self.out_dir, f"{stem}.csv")
+        self._fh = open(self._csv_tmp, "w", encoding="utf-8-sig", newline="")
+        self._csv = csv.writer(self._fh)
+        self._csv.writerow(columns)
+        self._book = Workbook(write_only=True)
+        self._main = self._book.create_sheet(sheet)
+        self._main.append(list(headers_zh))
+        self.rows = 0
+
+    def add(self, values: Sequence[Any], display: Sequence[Any] | None = None) -> None:
+        """Append one row: `values` to the CSV, `display` (default: the same) to the XLSX."""
+        self._csv.writerow(["" if v is None else cell(v) for v in values])
+        self._main.append([cell(v) for v in (values if display is None else display)])
+        self.rows += 1
+
+    def add_sheet(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """An extra XLSX sheet (e.g. a summary)."""
+        ws = self._book.create_sheet(title)
+        ws.append(list(headers))
+        for row in rows:
+            ws.append([cell(v) for v in row])
+
+    def close(self) -> tuple[Path, Path]:
+        """Flush, fsync and move both files to their final names."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        xlsx_tmp = _tmp(self.out_dir, f"{self.stem}.xlsx")
+        self._book.save(xlsx_tmp)
+        csv_path, xlsx_path = self.out_dir / f"{self.stem}.csv", self.out_dir / f"{self.stem}.xlsx"
+        os.replace(self._csv_tmp, csv_path)
+        os.replace(xlsx_tmp, xlsx_path)
+        return csv_path, xlsx_path
+
+    def discard(self) -> None:
+        """Drop the temp files after an error."""
+        self._fh.close()
+        for path in (self._csv_tmp,):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
