@@ -23,6 +23,8 @@ class Settings:
     threads: int = 1
     max_pixels: int = 40_000_000
     max_file_bytes: int = 50 * 1024 * 1024
+    db_url: str | None = None
+    id_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -41,7 +43,63 @@ class Settings:
             kw["threads"] = max(1, int(e["VERIFIER_THREADS"]))
         if e.get("VERIFIER_MAX_PIXELS"):
             kw["max_pixels"] = int(e["VERIFIER_MAX_PIXELS"])
+        if e.get("VERIFIER_DB"):
+            kw["db_url"] = e["VERIFIER_DB"]
+        if e.get("VERIFIER_ID_KEY"):
+            kw["id_key"] = e["VERIFIER_ID_KEY"]
         return cls(**kw)
+
+    @property
+    def config_file(self) -> Path:
+        """Optional TOML config (`db_url = "..."`) read after the environment."""
+        return self.home / "config.toml"
+
+    def resolve_db_url(self, cli_url: str | None = None) -> str:
+        """Database URL: --db, then VERIFIER_DB, then config.toml's db_url, then SQLite under home."""
+        if cli_url:
+            return cli_url
+        if self.db_url:
+            return self.db_url
+        if self.config_file.is_file():
+            import tomllib
+
+            with self.config_file.open("rb") as fh:
+                configured = tomllib.load(fh).get("db_url")
+            if configured:
+                return str(configured)
+        return f"sqlite:///{(self.home / 'verifier.db').resolve()}"
+
+    def id_key_bytes(self) -> bytes:
+        """Key for the 身份证号 HMAC: VERIFIER_ID_KEY, else `<home>/id.key` (created 0600 on first use)."""
+        from .reasons import VerifierError
+
+        if self.id_key is not None:
+            if len(self.id_key) < 16:
+                raise VerifierError("STORE_ID_KEY_INVALID", detail="VERIFIER_ID_KEY is shorter than 16 characters")
+            return self.id_key.encode("utf-8")
+        path = self.home / "id.key"
+        if not path.exists():
+            import secrets
+
+            from .fsutil import ensure_private_dir
+
+            ensure_private_dir(self.home)
+            tmp = self.home / f".id.key.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # fails if another process created the key first; theirs wins
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) < 16:
+            raise VerifierError("STORE_ID_KEY_INVALID", detail=f"{path} holds fewer than 16 characters")
+        return key.encode("ascii")
 
 
 def cpu_count() -> int:
