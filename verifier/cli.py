@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .roster_commands import register as register_roster
 
     register_roster(sub)
+
+    from .store_commands import register as register_store
+
+    register_store(sub)  # after roster: adds `roster import|graduate` to that group
     return p
 
 
