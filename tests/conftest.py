@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from imaging import encode_jpeg
 
 from verifier.faceset import faces_dir, group_images, identity_of, single_face_images
 from verifier.framing import frame_face
-
-from imaging import encode_jpeg
 
 
 @pytest.fixture(scope="session")

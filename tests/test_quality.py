@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from imaging import encode_jpeg
+
 from verifier.checks import check_photo
 from verifier.decode import decode_image
 from verifier.profiles import admission, graduation, override

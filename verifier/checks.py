@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .decode import decode_image
 from .parallel import map_chunks
 from .profiles import Profile
 from .quality import check_quality
 from .reasons import Reason, Severity, VerifierError, reason
+from .results import Face
 from .settings import Settings, cpu_count
 from .spec import DEFAULT_MAX_PIXELS, check_spec, display_name, ksh_from_name, name_reasons
 
@@ -106,19 +109,47 @@ def _add(reasons: list[Reason], new: Reason) -> None:
         reasons.append(new)
 
 
-def _quality(data: bytes, pipeline: "Pipeline", profile: Profile, reasons: list[Reason], metrics: dict[str, Any]) -> None:
-    """Decode, detect and judge quality, adding to reasons and metrics."""
+def _quality(data: bytes, pipeline: "Pipeline", profile: Profile, reasons: list[Reason], metrics: dict[str, Any]) -> tuple[np.ndarray | None, list[Face]]:
+    """Decode, detect and judge quality, adding to reasons and metrics; return the pixels and faces."""
     try:
         decoded = decode_image(data, pipeline.settings.max_pixels)
     except VerifierError as exc:
         _add(reasons, exc.reason)
-        return
+        return None, []
     metrics.update(source_mode=decoded.source_mode, decoded_size=[decoded.width, decoded.height])
     faces = pipeline.detector.detect(decoded.pixels)
     found, measured = check_quality(decoded.pixels, faces, profile)
     for r in found:
         _add(reasons, r)
     metrics.update(measured)
+    return decoded.pixels, faces
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A check result plus what the full check already computed (for embedding without re-detecting)."""
+
+    result: CheckResult
+    pixels: np.ndarray | None = None
+    faces: list[Face] = field(default_factory=list)
+
+
+def assess_bytes(
+    data: bytes, name: str, shown: str, profile: Profile, pipeline: "Pipeline | None" = None, roster_ksh: set[str] | None = None
+) -> Assessment:
+    """Spec (and, with a pipeline, quality) checks of bytes already read; never raises."""
+    max_pixels = pipeline.settings.max_pixels if pipeline is not None else DEFAULT_MAX_PIXELS
+    reasons: list[Reason] = []
+    metrics: dict[str, Any] = {}
+    pixels, faces = None, []
+    try:
+        reasons, metrics = check_spec(data, name, profile, roster_ksh, max_pixels)
+        if pipeline is not None and not any(r.code in _UNDECODABLE for r in reasons):
+            pixels, faces = _quality(data, pipeline, profile, reasons, metrics)
+    except Exception as exc:  # a bug must not stop a batch; it is reported on this photo
+        reasons.append(reason("CHECK_INTERNAL_ERROR", measured=f"{type(exc).__name__}: {str(exc)[:200]}"))
+    result = CheckResult(shown, ksh_from_name(name, profile), profile.name, status_of(reasons), reasons, metrics)
+    return Assessment(result, pixels, faces)
 
 
 def check_photo(
@@ -132,24 +163,13 @@ def check_photo(
     path = None if isinstance(source, (bytes, bytearray)) else Path(source)
     name = file_name if file_name is not None else (path.name if path is not None else "")
     shown = display_name(str(path)) if path is not None else display_name(name)
-    max_pixels = pipeline.settings.max_pixels if pipeline is not None else DEFAULT_MAX_PIXELS
-    reasons: list[Reason] = []
-    metrics: dict[str, Any] = {}
+    if path is None:
+        return assess_bytes(bytes(source), name, shown, profile, pipeline, roster_ksh).result
     try:
-        if path is not None:
-            try:
-                data = read_photo(path, pipeline.settings.max_file_bytes if pipeline is not None else DEFAULT_MAX_FILE_BYTES)
-            except VerifierError as exc:
-                reasons = name_reasons(name) + [exc.reason]
-                return CheckResult(shown, None, profile.name, "fail", reasons, metrics)
-        else:
-            data = bytes(source)
-        reasons, metrics = check_spec(data, name, profile, roster_ksh, max_pixels)
-        if pipeline is not None and not any(r.code in _UNDECODABLE for r in reasons):
-            _quality(data, pipeline, profile, reasons, metrics)
-    except Exception as exc:  # a bug must not stop a batch; it is reported on this photo
-        reasons.append(reason("CHECK_INTERNAL_ERROR", measured=f"{type(exc).__name__}: {str(exc)[:200]}"))
-    return CheckResult(shown, ksh_from_name(name, profile), profile.name, status_of(reasons), reasons, metrics)
+        data = read_photo(path, pipeline.settings.max_file_bytes if pipeline is not None else DEFAULT_MAX_FILE_BYTES)
+    except VerifierError as exc:
+        return CheckResult(shown, None, profile.name, "fail", name_reasons(name) + [exc.reason], {})
+    return assess_bytes(data, name, shown, profile, pipeline, roster_ksh).result
 
 
 def iter_photo_paths(paths: Iterable[Path | str]) -> Iterator[Path]:

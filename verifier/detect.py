@@ -104,7 +104,7 @@ class YuNetDetector:
         outs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob})))
         all_boxes, all_scores, all_kps = [], [], []
         for s in self.STRIDES:
-            rows, cols = ph // s, pw // s
+            cols = pw // s
             cls = np.clip(outs[f"cls_{s}"].reshape(-1), 0, 1)
             obj = np.clip(outs[f"obj_{s}"].reshape(-1), 0, 1)
             score = np.sqrt(cls * obj)
