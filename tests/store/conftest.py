@@ -1,0 +1,90 @@
+"""Store fixtures: every test that asks for `db_url` or `db` runs once on SQLite and once on PostgreSQL.
+
+PostgreSQL comes from VERIFIER_TEST_PG_URL; each test gets a fresh schema (search_path) that is dropped
+afterwards. Without that variable, or when the server does not answer, the PostgreSQL half skips with why.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from verifier.store import schema
+from verifier.store.db import Database, normalise_url, open_database
+from verifier.store.photostore import PhotoStore
+
+RUN_TAG = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The admin URL of the test PostgreSQL server; schemas this run created are dropped at the end."""
+    raw = os.environ.get("VERIFIER_TEST_PG_URL")
+    if not raw:
+        pytest.skip("PostgreSQL tests need VERIFIER_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    url = normalise_url(raw)
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip with the reason
+        engine.dispose()
+        pytest.skip(f"PostgreSQL at {make_url(url).render_as_string(hide_password=True)} does not answer: {type(exc).__name__}")
+    yield url
+    with engine.begin() as conn:
+        names = conn.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %(p)s", {"p": f"vt_{RUN_TAG}_%"}
+        ).scalars().all()
+        for name in names:
+            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+    engine.dispose()
+
+
+def _pg_schema_url(server: str) -> tuple[str, str]:
+    name = f"vt_{RUN_TAG}_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(server)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    engine.dispose()
+    url = make_url(server).update_query_dict({"options": f"-csearch_path={name}"})
+    return url.render_as_string(hide_password=False), name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty, un-migrated database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'home' / 'verifier.db'}"
+        return
+    server = request.getfixturevalue("pg_server")
+    url, name = _pg_schema_url(server)
+    yield url
+    engine = create_engine(server)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    engine.dispose()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A migrated database."""
+    schema.upgrade(db_url)
+    database = open_database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def store(home: Path) -> PhotoStore:
+    return PhotoStore.for_home(home)
