@@ -11,6 +11,15 @@ from . import __version__
 from .reasons import VerifierError
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
+# Command groups living next to the code they drive; each exposes register(subparsers).
+# Order matters: store_commands adds `roster import|graduate` to the group roster_commands creates.
+COMMAND_MODULES = (
+    ".photo_commands",
+    ".roster_commands",
+    ".store_commands",
+    ".batch.command",
+    ".calibrate.command",
+)
 
 
 def _err(msg: str) -> None:
@@ -144,17 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--markdown", action="store_true")
     r.set_defaults(func=cmd_reasons)
 
-    from .photo_commands import register as register_photos
+    import importlib
 
-    register_photos(sub)
-
-    from .roster_commands import register as register_roster
-
-    register_roster(sub)
-
-    from .store_commands import register as register_store
-
-    register_store(sub)  # after roster: adds `roster import|graduate` to that group
+    for module in COMMAND_MODULES:
+        importlib.import_module(module, __package__).register(sub)
     return p
 
 

@@ -43,20 +43,26 @@ def map_chunks(
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     chunk_size: int = 8,
+    stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[T, R]]:
     """Yield (item, fn-result) in input order; `fn` maps a chunk to one result per item.
 
-    With workers <= 1 everything runs here (the initializer too).
+    With workers <= 1 everything runs here (the initializer too). Once
+    `stop()` is true no new chunk is started; chunks in flight still finish.
     """
     if workers <= 1:
         if initializer is not None:
             initializer(*initargs)
         for chunk in chunked(items, chunk_size):
             yield from zip(chunk, fn(chunk))
+            if stop():
+                return
         return
     with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
         pending: list[tuple[list[T], Future]] = []
         for chunk in chunked(items, chunk_size):
+            if stop():
+                break
             pending.append((chunk, pool.submit(fn, chunk)))
             if len(pending) >= 2 * workers:
                 done, fut = pending.pop(0)

@@ -82,6 +82,9 @@ _TABLE: tuple[ReasonCode, ...] = (
     # Batch comparison (graduation vs admission)
     ReasonCode("BATCH_MISSING_ADMISSION", _F, "缺少录取照片", "Admission photo is missing", "batch"),
     ReasonCode("BATCH_MISSING_GRADUATION", _F, "缺少毕业照片", "Graduation photo is missing", "batch"),
+    ReasonCode("BATCH_FOLDER_MISSING", _F, "照片文件夹不存在", "Photo folder does not exist", "batch"),
+    ReasonCode("BATCH_OUT_UNWRITABLE", _F, "报告输出文件夹无法写入", "Report output folder cannot be written", "batch"),
+    ReasonCode("BATCH_NOT_PROCESSED", _F, "照片文件存在但本次未处理（运行被中断？）", "Photo file exists but was not processed (run interrupted?)", "batch"),
     ReasonCode("BATCH_SEVERAL_FILES", _W, "同一学生有多个照片文件，已取第一个", "Several photo files for one student; the first was used", "batch"),
     ReasonCode("COMPARE_FACE_TOO_SMALL", _F, "人脸太小，无法可靠比对", "Face too small to compare reliably", "compare"),
     ReasonCode("COMPARE_REVIEW_BAND", _W, "相似度处于人工复核区间", "Similarity lies in the manual-review band", "compare"),

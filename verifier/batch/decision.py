@@ -33,7 +33,8 @@ QUALITY_AFFECTS_SCORE = {
     "QUALITY_FACE_LOW_CONFIDENCE",
     "QUALITY_NOT_COLOUR",
 }
-# Minimum inter-eye distance (px, original image) below which an embedding is not trusted.
+# Minimum inter-eye distance (px, original image) below which an embedding is not trusted:
+# the 112x112 template puts the eyes 35 px apart, so this is a 3x upscale.
 MIN_COMPARABLE_INTER_EYE = 12.0
 
 
@@ -62,8 +63,7 @@ class PhotoFindings:
     """What the checks found on one photo, split by question."""
 
     kind: str  # "admission" | "graduation"
-    codes: tuple[str, ...]  # every fail/warn code from the checks
-    inter_eye: float | None = None
+    codes: tuple[str, ...]  # every fail/warn code from the checks and the face choice
 
     @property
     def spec_codes(self) -> list[str]:
@@ -90,11 +90,7 @@ class Outcome:
 def comparability(findings: PhotoFindings) -> Reason | None:
     """Why a photo cannot be compared, or None when it can."""
     blocking = findings.blocking
-    if blocking:
-        return reason(blocking[0])
-    if findings.inter_eye is not None and findings.inter_eye < MIN_COMPARABLE_INTER_EYE:
-        return reason("COMPARE_FACE_TOO_SMALL", measured=round(findings.inter_eye, 1), limit=MIN_COMPARABLE_INTER_EYE)
-    return None
+    return reason(blocking[0]) if blocking else None
 
 
 def decide_student(

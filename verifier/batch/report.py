@@ -114,8 +114,10 @@ sel.addEventListener('change',apply);apply();
 """
 
 
-def write_reports(rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str | None], bytes | None], run_label: str = "") -> list[Path]:
-    """Write the three reports; `photo(sha)` returns a stored picture's bytes (for thumbnails)."""
+def write_reports(
+    rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str | None], bytes | None], run_label: str = ""
+) -> tuple[list[Path], Counter]:
+    """Write the three reports and count decisions; `photo(sha)` returns a stored picture's bytes (thumbnails)."""
     table = TableWriter(out_dir, "report", COLUMNS, HEADERS_ZH, "比对结果")
     by_unit: dict[tuple[str, str], Counter] = defaultdict(Counter)
     counts: Counter = Counter()
@@ -142,4 +144,4 @@ def write_reports(rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str 
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(page)
     os.replace(tmp, Path(out_dir) / "report.html")
-    return [csv_path, xlsx_path, Path(out_dir) / "report.html"]
+    return [csv_path, xlsx_path, Path(out_dir) / "report.html"], counts

@@ -1,0 +1,347 @@
+"""The batch comparison runner: roster in, every student decided, reports out.
+
+Streaming and resumable: students are planned one at a time from the
+roster and the store; only photos whose bytes (SHA-256) or pack are new go
+to the worker processes; each result is committed in its own transaction,
+so a killed run loses at most the chunks in flight, and the same command
+resumes it. Reports are computed from the store at the end, which makes a
+resumed run's reports equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..checks import read_photo
+from ..packs import load_pack
+from ..parallel import map_chunks
+from ..profiles import Profile, load_profile
+from ..reasons import VerifierError
+from ..roster import RosterLoad, Student as RosterStudent, load_roster
+from ..settings import Settings, cpu_count
+from ..store import embeddings
+from ..store.cases import open_case
+from ..store.comparisons import get_comparison, record_comparison
+from ..store.db import Database, open_database
+from ..store.models import Photo, Student
+from ..store.photos import add_photo, current_photo, set_check_result
+from ..store.photostore import PhotoStore, sha256_hex
+from ..store.runs import finish_run, latest_runs, start_run, update_counts
+from ..store.students import get_student, import_roster
+from .decision import Outcome, PhotoFindings, StudentDecision, decide_student, spec_issues
+from .report import BatchRow, write_reports
+from .worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_students
+
+log = logging.getLogger(__name__)
+
+RUN_KIND = "batch_compare"
+PHOTO_SUFFIXES = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG")
+STORE_DECISION = {
+    StudentDecision.PASS: "match",
+    StudentDecision.REVIEW: "review",
+    StudentDecision.FAIL: "mismatch",
+    StudentDecision.PHOTO_UNUSABLE: "unusable",
+}
+CASE_FOR = {StudentDecision.FAIL: "comparison_failed", StudentDecision.REVIEW: "comparison_review"}
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Everything `verifier batch compare` was asked to do."""
+
+    roster: Path
+    admission_dir: Path
+    graduation_dir: Path
+    out_dir: Path | None = None
+    db_url: str | None = None
+    workers: int | None = None
+    pack_id: str | None = None
+    graduation_key: str = "ksh"
+    admission_profile: str = "admission"
+    graduation_profile: str = "graduation"
+    actor: str = "batch"
+
+    def key(self) -> str:
+        """Identity of the job: the same command resumes the same run."""
+        data = {
+            "roster": str(self.roster.resolve()),
+            "admission_dir": str(self.admission_dir.resolve()),
+            "graduation_dir": str(self.graduation_dir.resolve()),
+            "pack": self.pack_id,
+            "graduation_key": self.graduation_key,
+            "profiles": [self.admission_profile, self.graduation_profile],
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class BatchSummary:
+    """How a run went."""
+
+    run_id: int
+    resumed: bool
+    students: int
+    processed: int
+    unchanged: int
+    decisions: Counter = field(default_factory=Counter)
+    reports: list[Path] = field(default_factory=list)
+    out_dir: Path | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def photo_files(folder: Path, stem: str) -> list[Path]:
+    """Files named `<stem>.<photo suffix>` directly in a folder (no directory listing held in memory)."""
+    return [p for p in (folder / f"{stem}{s}" for s in PHOTO_SUFFIXES) if p.is_file()]
+
+
+def findings_of(photo: Photo | None) -> PhotoFindings | None:
+    """What the stored check found on a photo, for the decision."""
+    return None if photo is None else PhotoFindings(photo.kind, tuple(photo.check_codes or ()))
+
+
+class Progress:
+    """A tqdm bar on a terminal, a plain log line every `every` seconds otherwise."""
+
+    def __init__(self, total: int, every: float = 10.0):
+        self.total, self.done, self.every = total, 0, every
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="人", desc="比对 compare", file=sys.stderr)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done == self.total:
+            rate = self.done / max(now - self.start, 1e-9)
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            print(f"batch: {self.done}/{self.total} students, {rate:.1f}/s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class BatchRunner:
+    """One invocation of the batch comparison."""
+
+    def __init__(self, options: BatchOptions, settings: Settings | None = None):
+        self.opt = options
+        self.settings = settings or Settings.from_env()
+        self.pack = load_pack(options.pack_id or self.settings.pack)
+        self.thresholds = self.pack.thresholds
+        self.quality_floor = float(self.pack.raw["thresholds"].get("quality_floor", self.thresholds.reject - 0.1))
+        self.profiles: dict[str, Profile] = {
+            "admission": load_profile(options.admission_profile),
+            "graduation": load_profile(options.graduation_profile),
+        }
+        self.store = PhotoStore.for_home(self.settings.home)
+        self._stop = False
+
+    def _graduation_stem(self, s: RosterStudent) -> str | None:
+        return s.ksh if self.opt.graduation_key == "ksh" else (s.student_no or None)
+
+    def _files(self, s: RosterStudent) -> dict[str, list[Path]]:
+        grad = self._graduation_stem(s)
+        return {
+            "admission": photo_files(self.opt.admission_dir, s.ksh),
+            "graduation": photo_files(self.opt.graduation_dir, grad) if grad else [],
+        }
+
+    def _plan(self, db: Database, roster: RosterLoad, counters: Counter, progress: Progress) -> Iterator[StudentJob]:
+        """Students whose photos or comparison still need work, with the bytes read for them."""
+        pack_id = self.pack.id
+        with db.session() as session:
+            for s in roster.students.values():
+                student = get_student(session, s.ksh)
+                files = self._files(s)
+                jobs: list[PhotoJob] = []
+                photos: dict[str, Photo | None] = {}
+                for kind, paths in files.items():
+                    photos[kind] = current_photo(session, student.id, kind) if student else None
+                    if not paths:
+                        continue
+                    try:
+                        data = read_photo(paths[0])
+                    except VerifierError:
+                        continue  # reported from the folder at report time
+                    cur = photos[kind]
+                    done = (
+                        cur is not None
+                        and cur.sha256 == sha256_hex(data)
+                        and cur.check_status != "unchecked"
+                        and (findings_of(cur).blocking or embeddings.get_or_none(session, cur.id, pack_id) is not None)
+                    )
+                    if not done:
+                        jobs.append(PhotoJob(s.ksh, kind, paths[0].name, data, str(paths[0])))
+                        photos[kind] = None
+                adm, grad = photos.get("admission"), photos.get("graduation")
+                compared = adm is not None and grad is not None and get_comparison(session, adm.id, grad.id, pack_id) is not None
+                needs_compare = not compared and bool(files["admission"] or adm) and bool(files["graduation"] or grad)
+                if jobs or needs_compare:
+                    yield StudentJob(s.ksh, jobs)
+                else:
+                    counters["unchanged"] += 1
+                    progress.update()
+                session.expire_all()
+
+    def _commit(self, db: Database, job: StudentJob, works: list[PhotoWork], run_id: int) -> None:
+        """Store one student's photos, embeddings, comparison and case in one transaction."""
+        pack_id = self.pack.id
+
+        def write(session) -> None:
+            student = get_student(session, job.ksh)
+            assert student is not None
+            for pj, work in zip(job.photos, works, strict=True):
+                photo = add_photo(session, self.store, student, pj.kind, pj.data, pj.source, work.status, work.codes, work.width, work.height, actor=self.opt.actor)
+                set_check_result(session, photo, work.status, work.codes, actor=self.opt.actor)
+                if work.embedding is not None:
+                    embeddings.put(session, photo.id, pack_id, work.embedding)
+            adm, grad = current_photo(session, student.id, "admission"), current_photo(session, student.id, "graduation")
+            if adm is None or grad is None or get_comparison(session, adm.id, grad.id, pack_id) is not None:
+                return
+            outcome = self._decide(session, adm, grad)
+            rec = record_comparison(session, adm, grad, pack_id, outcome.score, STORE_DECISION[outcome.decision], [r.code for r in outcome.reasons], run_id)
+            case_type = CASE_FOR.get(outcome.decision)
+            if case_type and rec.created:
+                open_case(session, case_type, "comparison", rec.comparison.id, student.id, actor=self.opt.actor)
+
+        db.transaction(write)
+
+    def _decide(self, session, adm: Photo | None, grad: Photo | None) -> Outcome:
+        """The decision from stored photos, their checks and embeddings (the same at run and report time)."""
+        score = None
+        if adm is not None and grad is not None:
+            a = embeddings.get_or_none(session, adm.id, self.pack.id)
+            b = embeddings.get_or_none(session, grad.id, self.pack.id)
+            if a is not None and b is not None:
+                score = float(a @ b)
+        return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds, self.quality_floor)
+
+    def _find_run(self, db: Database) -> tuple[int, bool]:
+        key = self.opt.key()
+        with db.session() as session:
+            for run in latest_runs(session, RUN_KIND, limit=50):
+                if run.parameters.get("key") == key and run.status in ("running", "interrupted"):
+                    return run.id, True
+        params = {"key": key, "pack": self.pack.id, "workers": self.opt.workers, "graduation_key": self.opt.graduation_key}
+        return db.transaction(lambda s: start_run(s, RUN_KIND, params, actor=self.opt.actor).id), False
+
+    def _out_dir(self) -> Path:
+        out = self.opt.out_dir or self.settings.home / "reports" / f"batch-{datetime.now():%Y%m%d-%H%M%S}"
+        try:
+            out.mkdir(parents=True, exist_ok=True, mode=0o700)
+            probe = out / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise VerifierError("BATCH_OUT_UNWRITABLE", detail=f"{out}: {exc.strerror}") from None
+        return out
+
+    def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:
+        """One report row per roster student, from the store and the folders."""
+        with db.session() as session:
+            for s in roster.students.values():
+                student: Student | None = get_student(session, s.ksh)
+                files = self._files(s)
+                adm = current_photo(session, student.id, "admission") if student else None
+                grad = current_photo(session, student.id, "graduation") if student else None
+                outcome = self._decide(session, adm, grad)
+                reasons = [r.code for r in outcome.reasons]
+                if outcome.decision is StudentDecision.MISSING_PHOTO:
+                    unreadable = [self._read_error(files[k]) for k, p in (("admission", adm), ("graduation", grad)) if p is None and files[k]]
+                    if unreadable:
+                        outcome, reasons = Outcome(StudentDecision.PHOTO_UNUSABLE, None), unreadable
+                issues = spec_issues([findings_of(adm), findings_of(grad)])
+                issues += [f"{k}:BATCH_SEVERAL_FILES" for k, paths in files.items() if len(paths) > 1]
+                yield BatchRow(
+                    s.ksh, s.student_no or "", s.name, s.college or "", s.centre or "", outcome.decision, outcome.score, reasons, issues,
+                    adm.sha256 if adm is not None and adm.file_path else None,
+                    grad.sha256 if grad is not None and grad.file_path else None,
+                )
+                session.expire_all()
+
+    @staticmethod
+    def _read_error(paths: list[Path]) -> str:
+        try:
+            read_photo(paths[0])
+        except VerifierError as exc:
+            return exc.reason.code
+        return "BATCH_NOT_PROCESSED"
+
+    def _photo_bytes(self, sha: str | None) -> bytes | None:
+        if sha is None:
+            return None
+        try:
+            return self.store.read(sha)
+        except (OSError, VerifierError):
+            return None
+
+    def request_stop(self, *_args) -> None:
+        """First Ctrl-C: finish the photos in flight, then stop."""
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+        print("\n正在停止：完成处理中的照片后退出 / stopping after the photos in flight…", file=sys.stderr, flush=True)
+
+    def run(self) -> BatchSummary:
+        """Do the whole job; raise VerifierError when it cannot proceed."""
+        t0 = time.monotonic()
+        for folder in (self.opt.admission_dir, self.opt.graduation_dir):
+            if not folder.is_dir():
+                raise VerifierError("BATCH_FOLDER_MISSING", detail=str(folder))
+        roster = load_roster(self.opt.roster)
+        out_dir = self._out_dir()
+        db = open_database(self.opt.db_url, settings=self.settings)
+        try:
+            key = self.settings.id_key_bytes()
+            db.transaction(lambda s: import_roster(s, roster, key, actor=self.opt.actor))
+            run_id, resumed = self._find_run(db)
+            summary = BatchSummary(run_id, resumed, len(roster.students), 0, 0, out_dir=out_dir)
+            counters: Counter = Counter()
+            progress = Progress(len(roster.students))
+            previous = signal.signal(signal.SIGINT, self.request_stop)
+            workers = self.opt.workers or cpu_count()
+            args = (self.pack.id, str(self.settings.model_dir) if self.settings.model_dir else None, self.profiles)
+            try:
+                items = self._plan(db, roster, counters, progress)
+                for job, works in map_chunks(items, process_students, workers, init_worker, args, 4, stop=lambda: self._stop):
+                    self._commit(db, job, works, run_id)
+                    counters["processed"] += 1
+                    progress.update()
+                    if counters["processed"] % 500 == 0:
+                        db.transaction(lambda s: update_counts(s, run_id, dict(counters)))
+            finally:
+                signal.signal(signal.SIGINT, previous)
+                progress.close()
+            summary.processed, summary.unchanged = counters["processed"], counters["unchanged"]
+            if self._stop:
+                summary.interrupted = True
+                db.transaction(lambda s: finish_run(s, run_id, "interrupted", dict(counters)))
+                return summary
+            label = f"run {run_id} · pack {self.pack.id} · {datetime.now():%Y-%m-%d %H:%M}"
+            summary.reports, decisions = write_reports(self.report_rows(db, roster), out_dir, self._photo_bytes, label)
+            summary.decisions = Counter({d.value: n for d, n in decisions.items()})
+            final = {**counters, **{f"decision_{k}": v for k, v in summary.decisions.items()}, "students": len(roster.students)}
+            db.transaction(lambda s: finish_run(s, run_id, "completed", final))
+            summary.seconds = time.monotonic() - t0
+            return summary
+        finally:
+            db.dispose()
