@@ -23,9 +23,9 @@ SIZE = (6.4, 4.2)
 LINES = {"accept": ("tab:green", "-"), "reject": ("tab:red", "-"), "duplicate": ("tab:purple", "--")}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: plt.Figure, path: Path, dpi: int = DPI) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -113,7 +113,7 @@ def quality_plot(study: QualityStudy, thresholds: Thresholds, path: Path) -> Pat
     axes[1, 0].set_ylabel("genuine score")
     axes[0, 0].legend(fontsize=6, markerscale=2, loc="lower right")
     fig.suptitle("Quality study: genuine scores of degraded copies", fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, dpi=72)
 
 
 def level_plot(study: QualityStudy, thresholds: Thresholds, path: Path) -> Path:

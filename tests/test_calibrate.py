@@ -1,0 +1,279 @@
+"""Calibration (issue 8): metrics with known answers, duplicate arithmetic, pair building, the CLI end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from verifier.calibrate.metrics import (
+    eer_sorted,
+    equal_error_rate,
+    fnmr_at_fmr,
+    identity_bootstrap,
+    needed_impostor_pairs,
+    normal_cdf,
+    probit,
+    standard_statistic,
+)
+from verifier.calibrate.pairs import all_pairs, pairs_from_identity_folders, read_pairs_csv
+from verifier.calibrate.thresholds import (
+    TailModel,
+    duplicate_arithmetic,
+    fit_gpd,
+    fit_normal,
+    pairs_per_sweep,
+    quality_aware_decision,
+    recommend_reject,
+)
+from verifier.reasons import VerifierError
+from verifier.results import Decision, Thresholds
+
+
+def test_eer_of_two_unit_normals_one_apart():
+    rng = np.random.default_rng(1)
+    gen, imp = rng.normal(1, 1, 200_000), rng.normal(0, 1, 200_000)
+    e = equal_error_rate(gen, imp)
+    assert abs(e.eer - stats.norm.cdf(-0.5)) < 0.004
+    assert abs(e.threshold - 0.5) < 0.02
+
+
+def test_fnmr_at_fmr_matches_the_normal_quantiles():
+    rng = np.random.default_rng(2)
+    gen, imp = rng.normal(1, 1, 200_000), rng.normal(0, 1, 200_000)
+    op = fnmr_at_fmr(gen, imp, 1e-2)
+    assert op.supported and op.fmr <= 1e-2
+    assert abs(op.threshold - stats.norm.isf(1e-2)) < 0.03
+    assert abs(op.fnmr - stats.norm.cdf(stats.norm.isf(1e-2) - 1)) < 0.01
+
+
+def test_small_impostor_samples_are_marked_unsupported():
+    op = fnmr_at_fmr(np.array([0.8, 0.9]), np.linspace(-0.2, 0.3, 262), 1e-2)
+    assert not op.supported and op.needed_impostor == 300 and "not supported" in op.note
+    assert needed_impostor_pairs(1e-3) == 3000 and needed_impostor_pairs(1e-4) == 30000
+
+
+def test_separated_scores_give_zero_eer_with_the_threshold_in_the_gap():
+    e = equal_error_rate(np.array([0.5, 0.6, 0.7]), np.array([0.1, 0.2, 0.3]))
+    assert e.eer == 0.0 and 0.3 < e.threshold < 0.5
+
+
+def test_probit_inverts_the_normal_cdf():
+    p = np.array([1e-6, 1e-3, 0.02, 0.5, 0.9, 0.999])
+    assert np.allclose(probit(p), stats.norm.ppf(p), rtol=1e-8, atol=1e-8)
+    assert np.allclose(normal_cdf(probit(p)), p, rtol=1e-7)
+
+
+def _identity_sample(seed: int, n_id: int = 60, per_id: int = 4, effect: float = 0.5):
+    """Genuine scores share a per-person offset (correlated pairs); impostors are independent."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(n_id), per_id)
+    pairs = all_pairs([Path(f"{i}.jpg") for i in range(ids.size)], [str(i) for i in ids], "synthetic")
+    same = pairs.same
+    offset = rng.normal(0, effect, n_id)
+    scores = np.where(same, 1 + offset[ids[pairs.idx_a]] + rng.normal(0, 1, same.size), rng.normal(0, 1, same.size))
+    return scores, same, ids[pairs.idx_a], ids[pairs.idx_b]
+
+
+def test_identity_bootstrap_interval_contains_the_true_eer():
+    sd_gen = math.sqrt(1 + 0.5**2)
+    t = optimize.brentq(lambda x: stats.norm.cdf((x - 1) / sd_gen) - stats.norm.sf(x), -3, 3)
+    truth = stats.norm.sf(t)
+    covered = 0
+
+    def only_eer(gen, imp):
+        return {"eer": eer_sorted(gen, imp).eer}
+
+    for seed in range(12):
+        scores, same, ia, ib = _identity_sample(seed)
+        ci = identity_bootstrap(scores[same], ia[same], scores[~same], ia[~same], ib[~same], only_eer, n_boot=100, seed=seed)
+        eer = ci["eer"]
+        assert eer.low < eer.estimate < eer.high and eer.replicates == 100
+        covered += eer.low <= truth <= eer.high
+    assert covered >= 10, covered  # a 95 % interval: about 11 of 12 samples
+
+
+def test_standard_statistic_names_every_target():
+    scores, same, ia, ib = _identity_sample(0, n_id=20)
+    ci = identity_bootstrap(scores[same], ia[same], scores[~same], ia[~same], ib[~same], standard_statistic((1e-2, 1e-3)), n_boot=20)
+    assert {"eer", "eer_threshold", "fnmr@0.01", "threshold@0.01", "fnmr@0.001", "threshold@0.001"} <= set(ci)
+
+
+def test_duplicate_arithmetic_for_a_known_normal_tail():
+    model = TailModel("normal", 1000, mean=0.1, sd=0.1)
+    a = duplicate_arithmetic([model], 100_000, 1.0, current=0.5)
+    assert a.pairs == pairs_per_sweep(100_000) == 4_999_950_000
+    assert a.per_pair_fmr == pytest.approx(1 / 4_999_950_000)
+    exact = 0.1 + 0.1 * stats.norm.isf(1 / 4_999_950_000)
+    assert exact <= a.threshold < exact + 0.001  # rounded up to 0.001
+    assert a.expected_at_threshold <= 1.0
+    assert a.expected_at_current == pytest.approx(a.pairs * stats.norm.sf(4.0))
+    assert any("N(N-1)/2" in line for line in a.lines())
+    sizes = [row["gallery_size"] for row in a.table]
+    thresholds = [row["threshold"] for row in a.table]
+    assert sizes == sorted(sizes) and thresholds == sorted(thresholds)
+
+
+def test_gpd_tail_needs_enough_exceedances_and_tracks_a_normal_tail():
+    rng = np.random.default_rng(4)
+    assert fit_gpd(rng.normal(0.1, 0.1, 262)) is None
+    scores = rng.normal(0.1, 0.1, 50_000)
+    gpd, normal = fit_gpd(scores), fit_normal(scores)
+    assert gpd is not None and gpd.kind == "gpd"
+    for p in (1e-3, 1e-5):
+        assert abs(gpd.isf(p) - normal.isf(p)) < 0.05
+    a = duplicate_arithmetic([normal, gpd], 10_000, 1.0, current=0.5)
+    assert set(a.per_model) == {"normal", "gpd"} and a.threshold >= max(a.per_model.values()) - 1e-9
+
+
+def test_reject_is_lowered_only_within_the_impostor_review_budget():
+    imp = np.linspace(-0.2, 0.2, 500)
+    kept = recommend_reject(np.array([0.45, 0.6]), imp, 0.28, 0.363)
+    assert kept.value == 0.28 and kept.basis == "kept"
+    lowered = recommend_reject(np.array([0.27, 0.6]), imp, 0.28, 0.363)
+    assert lowered.basis == "lowered" and lowered.value <= 0.27
+    assert (imp >= lowered.value).mean() <= 0.02
+    floor = recommend_reject(np.array([0.05, 0.6]), imp, 0.28, 0.363)
+    assert (imp >= floor.value).mean() <= 0.02 + 1e-9
+
+
+def test_quality_aware_decision_sends_poor_photos_to_review():
+    th = Thresholds(0.363, 0.28, 0.665)
+    assert quality_aware_decision(0.1, th, quality_ok=True) is Decision.MISMATCH
+    assert quality_aware_decision(0.1, th, quality_ok=False) is Decision.REVIEW
+    assert quality_aware_decision(0.9, th, quality_ok=False) is Decision.REVIEW
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_pairs_from_folder_per_identity(tmp_path):
+    for name in ("ann/1.jpg", "ann/2.jpg", "ann/3.png", "bo/1.jpg", "cy/a.jpg", "cy/notes.txt"):
+        _touch(tmp_path / name)
+    ps = pairs_from_identity_folders(tmp_path)
+    assert len(ps.images) == 5 and ps.n_identities == 3
+    assert ps.n_genuine == 3 and ps.n_impostor == 10 - 3
+    assert "folder-per-identity" in ps.notes[0]
+
+
+def test_pairs_from_identity_file_names_ignore_subfolders(tmp_path):
+    for name in ("obama_1.jpg", "obama_2.jpg", "obama_partial_face.jpg", "biden_1.jpg", "multi/group.jpg"):
+        _touch(tmp_path / name)
+    ps = pairs_from_identity_folders(tmp_path)
+    assert sorted(set(ps.identities)) == ["biden", "obama"]
+    assert ps.n_genuine == 3 and ps.n_impostor == 3
+    assert any("multi" in n for n in ps.notes)
+    sampled = pairs_from_identity_folders(tmp_path, max_impostor_pairs=1)
+    assert sampled.n_genuine == 3 and sampled.n_impostor == 1
+
+
+def test_pairs_csv_derives_identities_from_genuine_rows(tmp_path):
+    csv = tmp_path / "PAIRS.csv"
+    csv.write_text("file_a,file_b,same\na1.jpg,a2.jpg,1\na2.jpg,a3.jpg,1\nb1.jpg,a1.jpg,0\nc1.jpg,b1.jpg,0\n", encoding="utf-8")
+    ps = read_pairs_csv(csv)
+    assert [p.name for p in ps.images] == ["a1.jpg", "a2.jpg", "a3.jpg", "b1.jpg", "c1.jpg"]
+    ids = ps.identities
+    assert ids[0] == ids[1] == ids[2] and len({ids[0], ids[3], ids[4]}) == 3
+    assert ps.n_genuine == 2 and ps.n_impostor == 2
+    assert ps.images[0] == tmp_path / "a1.jpg"
+
+
+def test_pairs_csv_rejects_contradictions_and_bad_flags(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file_a,file_b,same\na.jpg,b.jpg,1\nb.jpg,a.jpg,0\n", encoding="utf-8")
+    with pytest.raises(VerifierError, match="contradict"):
+        read_pairs_csv(bad)
+    bad.write_text("file_a,file_b,same\na.jpg,b.jpg,maybe\n", encoding="utf-8")
+    with pytest.raises(VerifierError):
+        read_pairs_csv(bad)
+    bad.write_text("file_a,file_b\na.jpg,b.jpg\n", encoding="utf-8")
+    with pytest.raises(VerifierError):
+        read_pairs_csv(bad)
+    ids = tmp_path / "ids.csv"
+    ids.write_text("file_a,file_b,same,id_a,id_b\na.jpg,b.jpg,0,ann,bo\na.jpg,c.jpg,0,ann,cy\n", encoding="utf-8")
+    assert read_pairs_csv(ids).identities == ["ann", "bo", "cy"]
+
+
+@pytest.fixture(scope="module")
+def calibrated(faces, cache_dir, tmp_path_factory):
+    """One real run on the face set: quality study, dlib when installed, --write-pack on a copy of the manifest."""
+    from verifier.cli import main
+    from verifier.packs import load_pack
+
+    installed = load_pack("sface-yunet-int8").path
+    before = installed.read_bytes()
+    work = tmp_path_factory.mktemp("calibrate")
+    manifest = work / "sface-yunet-int8.json"
+    shutil.copyfile(installed, manifest)
+    out = work / "out"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VERIFIER_CACHE_DIR", str(cache_dir))
+    try:
+        code = main(["calibrate", "--identity-folders", str(faces), "--out", str(out), "--manifest", str(manifest),
+                     "--quality-study", "--write-pack", "--bootstrap", "200"])
+    finally:
+        mp.undo()
+    assert code == 0
+    assert installed.read_bytes() == before, "the installed manifest must not change"
+    return out, manifest, json.loads(installed.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_cli_writes_plots_reports_and_metrics(calibrated):
+    out, _, _ = calibrated
+    for name in ("roc.png", "det.png", "histogram.png", "quality.png", "quality_levels.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for text in (md, page):
+        assert "等错误率" in text and "EER" in text
+        assert "clapton" in text and "N(N-1)/2" in text and "smoke set" in text
+    assert page.startswith("<!DOCTYPE html>") and "<img src=\"roc.png\"" in page
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    own = m["systems"][0]
+    assert own["genuine"] == 38 and own["impostor"] == 262 and own["eer"] == 0.0
+    assert all(not op["supported"] for op in own["operating_points"])
+    assert m["recommended"]["accept"]["basis"] == "kept"
+    assert m["intervals"]["eer"]["low"] <= m["intervals"]["eer"]["high"]
+
+
+@pytest.mark.slow
+def test_write_pack_updates_only_the_copy_and_keeps_the_rest(calibrated):
+    out, manifest, original = calibrated
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    th = doc["thresholds"]
+    for name in ("accept", "reject", "duplicate"):
+        assert th[name] == m["recommended"][name]["value"]
+    assert th["reject"] <= th["accept"] <= th["duplicate"]
+    assert th["source"]["date"] == dt.date.today().isoformat()
+    assert "25 images of 10 people" in th["source"]["data"] and "verifier calibrate" in th["source"]["method"]
+    assert th["source"]["previous"]["accept"] == original["thresholds"]["accept"]
+    assert {k: v for k, v in doc.items() if k != "thresholds"} == {k: v for k, v in original.items() if k != "thresholds"}
+    assert list(doc) == list(original)
+
+
+@pytest.mark.slow
+def test_quality_study_sends_low_quality_genuine_pairs_to_review(calibrated):
+    out, _, _ = calibrated
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    band = m["band_check"]
+    assert band["match"] + band["review"] + band["mismatch"] > 1000
+    assert band["review"] > 0
+    # Nothing of mild or moderate damage fails unless its photo is below the quality floor (then it is routed to review).
+    assert band["absorbed"] and band["mismatch"] == band["routed_by_quality"]
+    assert all(p["below_floor"] for p in band["failing"])
+    assert all(p["level"] != "mild" for p in band["failing"])
+    assert band["mismatch"] <= 0.01 * (band["match"] + band["review"] + band["mismatch"])
+    assert band["impostor_review"] <= 0.02 * band["impostor_pairs"]
+    summary = {(r["degradation"], r["level"]): r for r in m["quality_study"]["summary"]}
+    assert summary[("blur", "severe")]["mean_drop"] > summary[("blur", "mild")]["mean_drop"]
