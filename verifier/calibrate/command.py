@@ -126,7 +126,7 @@ def _method_text(rec: Recommendation, args: argparse.Namespace, previous_method:
              f"<= {args.max_false_duplicates:g} false duplicate pair(s) per sweep, review budget {args.review_budget:.0%})."]
     parts += [f"{c.name} {c.value:.3f} ({c.basis}): {c.why_en}." for c in rec.choices()]
     if any(not c.changed for c in rec.choices()) and previous_method:
-        parts.append(f"Values kept come from the previous source: {previous_method}")
+        parts.append("Kept values keep the reasons given in source.previous.method.")
     return " ".join(parts)
 
 
