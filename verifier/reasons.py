@@ -88,7 +88,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("BATCH_SEVERAL_FILES", _W, "同一学生有多个照片文件，已取第一个", "Several photo files for one student; the first was used", "batch"),
     ReasonCode("COMPARE_FACE_TOO_SMALL", _F, "人脸太小，无法可靠比对", "Face too small to compare reliably", "compare"),
     ReasonCode("COMPARE_REVIEW_BAND", _W, "相似度处于人工复核区间", "Similarity lies in the manual-review band", "compare"),
-    ReasonCode("COMPARE_LOW_QUALITY_REVIEW", _W, "相似度偏低但照片质量差，转人工复核", "Low similarity with poor photo quality: sent to manual review", "compare"),
+    ReasonCode("COMPARE_LOW_QUALITY_REVIEW", _W, "照片质量差，相似度不可靠，转人工复核", "Poor photo quality makes the score unreliable: sent to manual review", "compare"),
     ReasonCode("COMPARE_MISMATCH", _F, "相似度低于拒绝阈值，疑似非同一人", "Similarity below the reject threshold: likely not the same person", "compare"),
     # Photo specification (profiles)
     ReasonCode("SPEC_FORMAT", _F, "图片格式不符合规格（应为 JPEG）", "Image format does not meet the specification (JPEG required)", "spec"),

@@ -19,8 +19,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(l2_normalize(a).ravel(), l2_normalize(b).ravel()))
 
 
-def decide(score: float, thresholds: Thresholds) -> Decision:
-    """match at or above accept, mismatch below reject, review in between."""
+def decide(score: float, thresholds: Thresholds, quality_ok: bool = True) -> Decision:
+    """match at or above accept, mismatch below reject, review in between.
+
+    A pair with a photo below the quality limits always goes to review: blur
+    and bad exposure push genuine scores down and impostor scores up (see
+    docs/ACCURACY.md), so such a score can neither fail nor pass anyone.
+    """
+    if not quality_ok:
+        return Decision.REVIEW
     if score >= thresholds.accept:
         return Decision.MATCH
     if score < thresholds.reject:

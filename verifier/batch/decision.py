@@ -19,7 +19,7 @@ from ..score import decide
 # Reason codes that mean the face cannot be compared at all.
 UNCOMPARABLE_PREFIXES = ("FILE_", "IMAGE_", "CHECK_INTERNAL")
 UNCOMPARABLE_CODES = {"FACE_NOT_FOUND", "FACE_MULTIPLE", "COMPARE_FACE_TOO_SMALL"}
-# Quality findings that make a low score less trustworthy (borderline -> review).
+# Quality findings that make any score less trustworthy: such pairs go to review.
 QUALITY_AFFECTS_SCORE = {
     "QUALITY_BLURRY",
     "QUALITY_UNDEREXPOSED",
@@ -98,13 +98,12 @@ def decide_student(
     graduation: PhotoFindings | None,
     score: float | None,
     thresholds: Thresholds,
-    quality_floor: float,
 ) -> Outcome:
     """The identity decision for one student.
 
-    `score` is the cosine of the two embeddings (None when not compared);
-    `quality_floor` is the lowest score that poor quality still sends to
-    review instead of fail.
+    `score` is the cosine of the two embeddings (None when not compared).
+    A photo with a quality problem that moves scores sends the pair to
+    review whatever the score: never to fail, never silently to pass.
     """
     missing = [reason(f"BATCH_MISSING_{kind}") for kind, f in (("ADMISSION", admission), ("GRADUATION", graduation)) if f is None]
     if missing:
@@ -113,18 +112,14 @@ def decide_student(
     unusable = [r for r in (comparability(admission), comparability(graduation)) if r is not None]
     if unusable or score is None:
         return Outcome(StudentDecision.PHOTO_UNUSABLE, None, unusable)
-    verdict = decide(score, thresholds)
+    poor = sorted(set(admission.quality_issues) | set(graduation.quality_issues))
+    verdict = decide(score, thresholds, quality_ok=not poor)
     if verdict is Decision.MATCH:
         return Outcome(StudentDecision.PASS, score, [])
+    if poor:
+        return Outcome(StudentDecision.REVIEW, score, [reason("COMPARE_LOW_QUALITY_REVIEW", round(score, 4)), *(reason(c) for c in poor)])
     if verdict is Decision.REVIEW:
         return Outcome(StudentDecision.REVIEW, score, [reason("COMPARE_REVIEW_BAND", round(score, 4), [thresholds.reject, thresholds.accept])])
-    poor = sorted(set(admission.quality_issues) | set(graduation.quality_issues))
-    if poor and score >= quality_floor:
-        return Outcome(
-            StudentDecision.REVIEW,
-            score,
-            [reason("COMPARE_LOW_QUALITY_REVIEW", round(score, 4), quality_floor), *(reason(c) for c in poor)],
-        )
     return Outcome(StudentDecision.FAIL, score, [reason("COMPARE_MISMATCH", round(score, 4), thresholds.reject)])
 
 

@@ -147,7 +147,6 @@ class BatchRunner:
         self.settings = settings or Settings.from_env()
         self.pack = load_pack(options.pack_id or self.settings.pack)
         self.thresholds = self.pack.thresholds
-        self.quality_floor = float(self.pack.raw["thresholds"].get("quality_floor", self.thresholds.reject - 0.1))
         self.profiles: dict[str, Profile] = {
             "admission": load_profile(options.admission_profile),
             "graduation": load_profile(options.graduation_profile),
@@ -233,7 +232,7 @@ class BatchRunner:
             b = embeddings.get_or_none(session, grad.id, self.pack.id)
             if a is not None and b is not None:
                 score = float(a @ b)
-        return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds, self.quality_floor)
+        return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds)
 
     def _find_run(self, db: Database) -> tuple[int, bool]:
         key = self.opt.key()

@@ -151,8 +151,8 @@ def _sf_max(models: Sequence[TailModel], t: float) -> float:
 
 
 def quality_aware_decision(score: float, thresholds: Thresholds, quality_ok: bool) -> Decision:
-    """The three-way decision, except that a pair with a photo below the quality floor always goes to review."""
-    return decide(score, thresholds) if quality_ok else Decision.REVIEW
+    """The pipeline's decision rule (verifier.score.decide), named for the quality study."""
+    return decide(score, thresholds, quality_ok)
 
 
 @dataclass(frozen=True)
