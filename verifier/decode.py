@@ -23,7 +23,6 @@ MIN_SIDE = 16
 
 # We enforce our own cap before decoding; Pillow's warning would be noise.
 Image.MAX_IMAGE_PIXELS = None
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,8 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
                 raise VerifierError("IMAGE_TOO_SMALL", measured=[width, height], limit=MIN_SIDE)
             progressive = bool(img.info.get("progressive") or img.info.get("progression"))
             source_mode = img.mode
+            # Re-asserted on every call: some libraries (face_recognition) switch it on at import.
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
             img.load()
             orientation = int(img.getexif().get(0x0112, 1) or 1)
             if orientation != 1:
