@@ -24,7 +24,7 @@ class Embedder:
         channel_order: str = "RGB",
         mean: float = 0.0,
         std: float = 1.0,
-        max_batch: int = 32,
+        max_batch: int = 4,
     ):
         self.session = session
         self.input_name = session.get_inputs()[0].name
