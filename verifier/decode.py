@@ -13,6 +13,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -87,6 +88,33 @@ def _to_bgr(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
+# EXIF orientation -> the array operation that makes the picture upright (as Pillow's exif_transpose).
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _fast_decode(data: bytes, img: Image.Image, fmt: str, orientation: int) -> np.ndarray | None:
+    """OpenCV's decoder for plain 8-bit RGB/gray JPEG and PNG (about 3x faster); None: use Pillow.
+
+    OpenCV returns None on truncated or broken data, and Pillow then names the problem.
+    """
+    if img.mode not in ("RGB", "L") or (fmt == "png" and "transparency" in img.info):
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None or arr.shape[:2] != (img.size[1], img.size[0]):
+        return None
+    if orientation in _UPRIGHT:
+        arr = np.ascontiguousarray(_UPRIGHT[orientation](arr))
+    return arr
+
+
 def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
     """Decode JPEG or PNG bytes safely; raise VerifierError with a reason code."""
     if not data:
@@ -107,10 +135,14 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
                 raise VerifierError("IMAGE_TOO_SMALL", measured=[width, height], limit=MIN_SIDE)
             progressive = bool(img.info.get("progressive") or img.info.get("progression"))
             source_mode = img.mode
+            orientation = int(img.getexif().get(0x0112, 1) or 1)
+            orientation = orientation if 1 <= orientation <= 8 else 1
+            fast = _fast_decode(data, img, fmt, orientation)
+            if fast is not None:
+                return DecodedImage(fast, fmt, source_mode, orientation, progressive)
             # Re-asserted on every call: some libraries (face_recognition) switch it on at import.
             ImageFile.LOAD_TRUNCATED_IMAGES = False
             img.load()
-            orientation = int(img.getexif().get(0x0112, 1) or 1)
             if orientation != 1:
                 img = ImageOps.exif_transpose(img)
             pixels = _to_bgr(img)
@@ -126,5 +158,5 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
         raise VerifierError(code, detail=msg[:200]) from None
     except MemoryError:
         raise VerifierError("IMAGE_TOO_MANY_PIXELS", detail="out of memory while decoding", limit=max_pixels) from None
-    return DecodedImage(pixels, fmt, source_mode, orientation if 1 <= orientation <= 8 else 1, progressive)
+    return DecodedImage(pixels, fmt, source_mode, orientation, progressive)
 
