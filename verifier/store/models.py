@@ -275,3 +275,24 @@ class AuditEvent(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
+
+
+API_ROLES = ("admissions", "academic_affairs", "reviewer", "admin")
+
+
+class ApiKey(Base):
+    """An HTTP API key: only a SHA-256 of its secret is stored; a role, optional 学院/学习中心 scopes, expiry, revocation."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_in("role", API_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
