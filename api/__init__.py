@@ -1,1 +1,1 @@
-"""HTTP service (FastAPI); filled in by the API issue."""
+"""The HTTP service (`verifier serve`): FastAPI app, API keys and roles, limits, metrics, jobs, reviewer page."""

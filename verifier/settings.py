@@ -25,6 +25,16 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     db_url: str | None = None
     id_key: str | None = field(default=None, repr=False)
+    # HTTP API (`verifier serve`): request body cap, pixel cap for uploads, per-request timeout,
+    # inference slots (0 = one per core) and how many requests may wait for one before a 503.
+    api_max_body_bytes: int = 2 * 1024 * 1024
+    api_max_pixels: int = 16_000_000
+    api_timeout_s: float = 30.0
+    api_inference_slots: int = 0
+    api_inference_queue: int = 2
+    api_retry_after_s: int = 1
+    api_files_root: Path | None = None
+    api_job_workers: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -47,6 +57,9 @@ class Settings:
             kw["db_url"] = e["VERIFIER_DB"]
         if e.get("VERIFIER_ID_KEY"):
             kw["id_key"] = e["VERIFIER_ID_KEY"]
+        for var, name, kind in _API_ENV:
+            if e.get(var):
+                kw[name] = kind(e[var])
         return cls(**kw)
 
     @property
@@ -100,6 +113,17 @@ class Settings:
         if len(key) < 16:
             raise VerifierError("STORE_ID_KEY_INVALID", detail=f"{path} holds fewer than 16 characters")
         return key.encode("ascii")
+
+
+_API_ENV: tuple[tuple[str, str, type], ...] = (
+    ("VERIFIER_API_MAX_BODY", "api_max_body_bytes", int),
+    ("VERIFIER_API_MAX_PIXELS", "api_max_pixels", int),
+    ("VERIFIER_API_TIMEOUT", "api_timeout_s", float),
+    ("VERIFIER_API_SLOTS", "api_inference_slots", int),
+    ("VERIFIER_API_QUEUE", "api_inference_queue", int),
+    ("VERIFIER_API_FILES_ROOT", "api_files_root", Path),
+    ("VERIFIER_API_JOB_WORKERS", "api_job_workers", int),
+)
 
 
 def cpu_count() -> int:

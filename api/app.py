@@ -1,0 +1,93 @@
+"""The app factory: one FastAPI app per (settings, database); models load once at start-up, readiness says when."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from verifier import __version__
+from verifier.settings import Settings
+from verifier.store.db import open_database, resolve_url
+
+from . import problems
+from .jobs import JobManager
+from .limits import BodyLimitMiddleware, TimeoutMiddleware
+from .metrics import MetricsMiddleware
+from .routers import cases, exports, health, jobs, keys, photos, students, web
+from .state import AppState
+
+log = logging.getLogger("api")
+STATIC = Path(__file__).resolve().parent / "static"
+DESCRIPTION = """照片核验与人脸比对服务 / Photo checks and face comparison for student records.
+
+Every endpoint except `/healthz` and `/readyz` needs an API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+Roles: `admissions` (photo checks, uploads, corrections, roster import), `academic_affairs` (comparisons, jobs, exports,
+roster import), `reviewer` (cases), `admin` (keys). A key limited to 学院/学习中心 sees only those students; a student
+outside its scope answers 404 exactly like one that does not exist. Errors are `application/problem+json` with a stable
+`code` and `message_zh` / `message_en` (see docs/REASONS.md)."""
+
+
+def api_settings(settings: Settings) -> Settings:
+    """The settings the service runs with: the decoder's pixel cap lowered to the API's cap, one inference thread per slot."""
+    return dataclasses.replace(settings, max_pixels=min(settings.max_pixels, settings.api_max_pixels), threads=1)
+
+
+def _load(state: AppState, pipeline: object | None) -> None:
+    """Open the database, load the models and prepare the in-process batch worker (blocking; run in a thread)."""
+    from verifier.batch.worker import init_worker
+    from verifier.pipeline import Pipeline
+
+    state.db = open_database(state.db_url, settings=state.settings)
+    state.jobs = JobManager(state.db, state.settings)
+    state.pipeline = pipeline or Pipeline.load(settings=state.settings, threads=1)  # type: ignore[assignment]
+    init_worker(None, None, state.profiles, pipeline=state.pipeline)
+    log.info("ready: pack %s", state.pipeline.pack.id)
+
+
+def create_app(settings: Settings | None = None, db_url: str | None = None, pipeline: object | None = None, load: bool = True) -> FastAPI:
+    """Build the app. `pipeline` reuses a loaded one (tests); `load=False` skips start-up loading (OpenAPI export)."""
+    settings = api_settings(settings or Settings.from_env())
+    url = resolve_url(db_url, settings)
+    state = AppState.build(settings, url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if load:
+            task = asyncio.get_running_loop().run_in_executor(None, _load, state, pipeline)
+            task.add_done_callback(lambda f: f.exception() and log.error("start-up failed: %s", f.exception()))
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                await asyncio.wait_for(asyncio.shield(task), timeout=120)
+            if state.jobs is not None:
+                await asyncio.get_running_loop().run_in_executor(None, state.jobs.shutdown)
+            if state.db is not None:
+                state.db.dispose()
+
+    app = FastAPI(
+        title="verifier",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.verifier = state
+    problems.install(app)
+    for r in (health.router, photos.router, students.router, cases.router, jobs.router, exports.router, keys.router, web.router):
+        app.include_router(r)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(TimeoutMiddleware, seconds=settings.api_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app

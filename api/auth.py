@@ -1,0 +1,76 @@
+"""Authentication and authorisation as dependencies: a key from `Authorization: Bearer` or `X-API-Key`, a role, a scope.
+
+Missing or unknown key → 401; a valid key of the wrong role → 403 (API_ROLE_FORBIDDEN). A scoped key
+asking for a student outside its 学院/学习中心 gets the same 404 as for a student that does not exist
+(STORE_STUDENT_UNKNOWN), so scope never reveals who is on the rolls elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from verifier.reasons import VerifierError
+from verifier.store.models import Student
+from verifier.store.students import get_student
+
+from .keys import Principal, authenticate, hash_key
+from .problems import ApiProblem
+from .state import AppState, get_state
+
+bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key in the X-API-Key header")
+
+ADMISSIONS, ACADEMIC, REVIEWER, ADMIN = "admissions", "academic_affairs", "reviewer", "admin"
+_WWW = {"WWW-Authenticate": 'Bearer realm="verifier"'}
+
+
+def principal(
+    state: AppState = Depends(get_state),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    api_key: str | None = Depends(header_key),
+) -> Principal:
+    """The calling key, verified (cached a few seconds); 401 with a reason code otherwise."""
+    presented = (credentials.credentials if credentials else None) or api_key
+    if not presented:
+        raise ApiProblem("API_KEY_MISSING", headers=_WWW)
+    digest = hash_key(presented)
+    cached = state.cached_principal(digest)
+    if cached is not None:
+        return cached
+    try:
+        with state.database().session() as s:
+            who = authenticate(s, presented)
+    except VerifierError as exc:
+        raise ApiProblem(exc.reason.code, headers=_WWW) from None
+    state.remember_principal(digest, who)
+    return who
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """Dependency factory: the caller must hold one of these roles."""
+
+    def dependency(who: Principal = Depends(principal)) -> Principal:
+        if who.role not in roles:
+            raise ApiProblem("API_ROLE_FORBIDDEN", f"needs role {' or '.join(roles)}", required_roles=list(roles))
+        return who
+
+    dependency.__name__ = "require_" + "_or_".join(roles)
+    return dependency
+
+
+def visible_student(session: Session, who: Principal, ksh: str) -> Student:
+    """The student if it exists and lies in the key's scope; 404 STORE_STUDENT_UNKNOWN otherwise."""
+    st = get_student(session, ksh)
+    if st is None or not who.sees(st.college, st.centre):
+        raise VerifierError("STORE_STUDENT_UNKNOWN")
+    return st
+
+
+def check_college(who: Principal, college: str | None) -> None:
+    """A filter naming a 学院/学习中心 outside the key's scope is refused (403 API_SCOPE_FORBIDDEN)."""
+    if college and who.scoped and college not in who.scopes:
+        raise ApiProblem("API_SCOPE_FORBIDDEN")

@@ -1,0 +1,238 @@
+"""Background jobs: the batch comparison (and the duplicate sweep, when installed) in a child process.
+
+`BatchRunner.run` installs a SIGINT handler (first Ctrl-C: finish the photos in flight, then stop),
+which only works in a main thread; so each job is its own spawned process, and cancel sends it SIGINT,
+exactly what a person at the terminal would do. Progress and counts come from the store: the `runs` row
+the runner keeps, and the comparisons recorded under its id so far. Job records live in memory; the
+runs table is the durable record (a restarted server lists past runs there).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from verifier.batch.runner import RUN_KIND, BatchOptions
+from verifier.reasons import VerifierError
+from verifier.settings import Settings
+from verifier.store import audit
+from verifier.store.db import Database
+from verifier.store.models import Comparison, Run
+
+from .problems import ApiProblem
+
+FINAL = ("completed", "failed", "cancelled", "interrupted")
+
+
+def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
+    """Child process: load the roster (for the total), run the batch, report how it ended through the pipe."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        from verifier.batch.runner import BatchRunner
+        from verifier.roster import load_roster
+
+        conn.send({"total": len(load_roster(options.roster).students)})
+        summary = BatchRunner(options, settings).run()
+        conn.send(
+            {
+                "state": "interrupted" if summary.interrupted else "completed",
+                "run_id": summary.run_id,
+                "summary": {
+                    "students": summary.students,
+                    "processed": summary.processed,
+                    "unchanged": summary.unchanged,
+                    "decisions": dict(summary.decisions),
+                    "reports": [p.name for p in summary.reports],
+                    "resumed": summary.resumed,
+                },
+            }
+        )
+    except KeyboardInterrupt:
+        conn.send({"state": "cancelled"})
+    except VerifierError as exc:
+        conn.send({"state": "failed", "code": exc.reason.code, "detail": str(exc.detail)[:300]})
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed job
+        conn.send({"state": "failed", "code": "API_INTERNAL_ERROR", "detail": type(exc).__name__})
+    finally:
+        conn.close()
+
+
+def sweep_function() -> Any | None:
+    """The duplicate sweep's library entry point when the sweep module is installed, else None."""
+    if importlib.util.find_spec("verifier.sweep") is None:
+        return None
+    module = importlib.import_module("verifier.sweep")
+    return getattr(module, "run_sweep", None)
+
+
+@dataclass
+class Job:
+    """One background job as the API reports it."""
+
+    id: str
+    kind: str
+    actor: str
+    parameters: dict[str, Any]
+    run_key: str = ""
+    baseline_run: int = 0
+    state: str = "starting"
+    created_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    run_id: int | None = None
+    total: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    process: Any = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "actor": self.actor,
+            "parameters": self.parameters,
+            "created_at": _iso(self.created_at),
+            "ended_at": _iso(self.ended_at),
+            "run_id": self.run_id,
+            "summary": self.summary,
+            "error": self.error,
+        }
+
+
+def _iso(t: float | None) -> str | None:
+    import datetime as dt
+
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+
+
+class JobManager:
+    """Starts, watches, reports and cancels background jobs; one job of each kind at a time."""
+
+    def __init__(self, db: Database, settings: Settings):
+        self.db, self.settings = db, settings
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._ctx = mp.get_context("spawn")
+
+    def _busy(self, kind: str) -> bool:
+        return any(j.kind == kind and j.state not in FINAL for j in self.jobs.values())
+
+    def start_batch(self, options: BatchOptions, parameters: dict[str, Any], actor: str) -> Job:
+        """Start the batch comparison in a child process (409 API_JOB_BUSY while one runs)."""
+        with self._lock:
+            if self._busy("batch_compare"):
+                raise ApiProblem("API_JOB_BUSY", "a batch comparison is running")
+            with self.db.session() as s:
+                baseline = s.scalar(select(func.max(Run.id))) or 0
+            job = Job(uuid.uuid4().hex[:12], "batch_compare", actor, parameters, options.key(), baseline)
+            parent, child = self._ctx.Pipe(duplex=False)
+            proc = self._ctx.Process(target=_batch_child, args=(options, self.settings, child), name=f"batch-{job.id}", daemon=True)
+            proc.start()
+            child.close()
+            job.process, job.state = proc, "running"
+            self.jobs[job.id] = job
+        self.db.transaction(lambda s: audit.record(s, actor, "job.start", "job", job.id, after={"kind": job.kind, **parameters}))
+        threading.Thread(target=self._watch, args=(job, parent), name=f"watch-{job.id}", daemon=True).start()
+        return job
+
+    def _watch(self, job: Job, conn: Any) -> None:
+        """Follow the child's messages until it exits."""
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            if "total" in msg:
+                job.total = msg["total"]
+            if "state" in msg:
+                job.run_id = msg.get("run_id", job.run_id)
+                job.summary = msg.get("summary", {})
+                if msg["state"] == "failed":
+                    job.error = {"code": msg.get("code"), "detail": msg.get("detail", "")}
+                state = msg["state"]
+                job.state = "cancelled" if job.cancel_requested and state in ("interrupted", "cancelled") else state
+                job.ended_at = time.time()
+        job.process.join(timeout=10)
+        if job.state not in FINAL and job.cancel_requested:  # stopped before it could report (e.g. still starting)
+            job.state, job.ended_at = "cancelled", time.time()
+        if job.state not in FINAL:
+            job.state, job.ended_at = "failed", time.time()
+            job.error = {"code": "API_INTERNAL_ERROR", "detail": f"job process exited with {job.process.exitcode}"}
+
+    def get(self, job_id: str) -> Job:
+        """A job by id (404 API_JOB_UNKNOWN)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise ApiProblem("API_JOB_UNKNOWN")
+        return job
+
+    def _run_for(self, job: Job) -> Run | None:
+        with self.db.session() as s:
+            if job.run_id is not None:
+                return s.get(Run, job.run_id)
+            for run in s.scalars(select(Run).where(Run.kind == RUN_KIND).order_by(Run.id.desc()).limit(20)):
+                if run.parameters.get("key") == job.run_key and (run.id > job.baseline_run or run.status == "running"):
+                    job.run_id = run.id
+                    return run
+        return None
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        """The job with progress (students done of total) and the run's counts from the store."""
+        job = self.get(job_id)
+        out = job.public()
+        run = self._run_for(job)
+        compared = 0
+        if run is not None:
+            with self.db.session() as s:
+                compared = s.scalar(select(func.count(Comparison.id)).where(Comparison.run_id == run.id)) or 0
+            out["run_id"] = run.id
+            out["run"] = {"status": run.status, "counts": run.counts, "started_at": run.started_at.isoformat(timespec="seconds")}
+        counts = dict(run.counts) if run is not None else {}
+        done = max(int(counts.get("processed", 0)) + int(counts.get("unchanged", 0)), compared)
+        if job.state == "completed" and job.total is not None:
+            done = job.total
+        out["progress"] = {"done": done, "total": job.total, "compared_this_run": compared}
+        return out
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every job this server started, newest first."""
+        return [j.public() for j in sorted(self.jobs.values(), key=lambda j: j.created_at, reverse=True)]
+
+    def cancel(self, job_id: str, actor: str) -> Job:
+        """Ask a running job to stop (SIGINT: photos in flight finish, the run is left resumable)."""
+        job = self.get(job_id)
+        if job.state in FINAL:
+            raise ApiProblem("API_JOB_FINISHED", f"job is {job.state}")
+        job.cancel_requested = True
+        job.state = "cancelling"
+        if job.process is not None and job.process.pid:
+            try:
+                os.kill(job.process.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        self.db.transaction(lambda s: audit.record(s, actor, "job.cancel", "job", job.id, after={"kind": job.kind}))
+        return job
+
+    def shutdown(self, wait: float = 10.0) -> None:
+        """Stop every running job (as cancel does) and wait a little for them."""
+        for job in self.jobs.values():
+            if job.state not in FINAL and job.process is not None and job.process.is_alive():
+                job.cancel_requested = True
+                try:
+                    os.kill(job.process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + wait
+        for job in self.jobs.values():
+            if job.process is not None:
+                job.process.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,121 @@
+"""API keys in the store: create (the secret is shown once), list, revoke, and authenticate a presented key.
+
+A key reads `vfk_<prefix>_<secret>`. The prefix is public and finds the row; only the SHA-256 of the
+whole key is stored, compared in constant time. Keys are 256-bit random, so a fast hash is enough
+(no password-stretching needed). A key may carry scopes: names of 学院 or 学习中心 it is limited to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from verifier.reasons import VerifierError
+from verifier.store import audit
+from verifier.store.models import API_ROLES, ApiKey, utcnow
+
+KEY_PREFIX = "vfk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, name, role and scopes (empty scopes = every 学院/学习中心)."""
+
+    key_id: int
+    name: str
+    role: str
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this key (id and name, never the secret)."""
+        return f"key:{self.key_id}:{self.name}"[:100]
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.scopes)
+
+    def sees(self, college: str | None, centre: str | None) -> bool:
+        """True when a student of this 学院/学习中心 is within the key's scope."""
+        return not self.scopes or (college or "") in self.scopes or (centre or "") in self.scopes
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly created key: the row and the secret, which is never stored or shown again."""
+
+    key: ApiKey
+    secret: str
+
+
+def hash_key(presented: str) -> str:
+    """SHA-256 hex of a presented key."""
+    return hashlib.sha256(presented.encode("utf-8")).hexdigest()
+
+
+def create_key(
+    session: Session, role: str, name: str, scopes: list[str] | None = None, expires_at: dt.datetime | None = None, actor: str = "system"
+) -> IssuedKey:
+    """Make a key with a role and optional scopes and expiry; audited without the secret."""
+    if role not in API_ROLES:
+        raise VerifierError("API_ROLE_INVALID", detail=repr(role), limit=list(API_ROLES))
+    clean_scopes = sorted({s.strip() for s in scopes or [] if s.strip()})
+    prefix = secrets.token_hex(6)
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        prefix=prefix, name=name.strip()[:100], role=role, scopes=clean_scopes, secret_hash=hash_key(secret), created_by=actor[:100], expires_at=expires_at
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "apikey.create", "api_key", row.id, after={"name": row.name, "role": role, "scopes": clean_scopes,
+                 "expires_at": expires_at.isoformat() if expires_at else None})
+    return IssuedKey(row, secret)
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    """Every key, oldest first (secrets are not stored, so none can be shown)."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_key(session: Session, key_id: int, actor: str = "system") -> ApiKey:
+    """Revoke a key from now on (idempotent); audited."""
+    row = session.get(ApiKey, key_id, with_for_update=True)
+    if row is None:
+        raise VerifierError("API_KEY_UNKNOWN", detail=str(key_id))
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+        audit.record(session, actor, "apikey.revoke", "api_key", row.id, after={"name": row.name, "role": row.role})
+    return row
+
+
+def key_state(row: ApiKey, now: dt.datetime | None = None) -> str:
+    """active, expired or revoked."""
+    now = now or utcnow()
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def authenticate(session: Session, presented: str) -> Principal:
+    """The principal of a presented key, or VerifierError API_KEY_INVALID / _EXPIRED / _REVOKED."""
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12:
+        raise VerifierError("API_KEY_INVALID")
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if row is None or not hmac.compare_digest(row.secret_hash, hash_key(presented)):
+        raise VerifierError("API_KEY_INVALID")
+    state = key_state(row)
+    if state == "revoked":
+        raise VerifierError("API_KEY_REVOKED")
+    if state == "expired":
+        raise VerifierError("API_KEY_EXPIRED")
+    return Principal(row.id, row.name, row.role, tuple(row.scopes or ()))

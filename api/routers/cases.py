@@ -1,0 +1,251 @@
+"""Review cases (复核案件) for reviewers: list and filter, view with both photos, claim, release, note, resolve."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from verifier.reasons import REASONS
+from verifier.store import audit
+from verifier.store import cases as case_service
+from verifier.store.models import Comparison, DuplicateCandidate, Photo, ReviewCase, Student
+from verifier.store.photos import current_photo, read_photo
+
+from ..auth import REVIEWER, check_college, require
+from ..keys import Principal
+from ..problems import ApiProblem
+from ..schemas import CaseState, CaseType, NoteIn, ResolveIn
+from ..state import AppState, get_state
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+CASE_ID = Path(ge=1, le=2**31 - 1)
+
+
+def _scoped(q: Any, who: Principal) -> Any:
+    if who.scoped:
+        q = q.where(or_(Student.college.in_(who.scopes), Student.centre.in_(who.scopes)))
+    return q
+
+
+@router.get("")
+def list_cases(
+    state_: CaseState | None = Query(None, alias="state"),
+    type_: CaseType | None = Query(None, alias="type"),
+    college: str | None = Query(None, max_length=200, description="学院"),
+    centre: str | None = Query(None, max_length=200, description="学习中心"),
+    since: dt.date | None = Query(None, description="opened on or after (YYYY-MM-DD, UTC)"),
+    until: dt.date | None = Query(None, description="opened on or before (YYYY-MM-DD, UTC)"),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(REVIEWER)),
+) -> dict[str, Any]:
+    """Cases oldest first with filters (type, state, 学院, 学习中心, date) and counts by state and type under the same filters."""
+    check_college(who, college)
+    check_college(who, centre)
+    base = select(ReviewCase, Student).outerjoin(Student, Student.id == ReviewCase.student_id)
+    base = _scoped(base, who)
+    if type_:
+        base = base.where(ReviewCase.case_type == type_.value)
+    if college:
+        base = base.where(Student.college == college)
+    if centre:
+        base = base.where(Student.centre == centre)
+    if since:
+        base = base.where(ReviewCase.created_at >= dt.datetime.combine(since, dt.time(), dt.UTC))
+    if until:
+        base = base.where(ReviewCase.created_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
+    with state.database().session() as s:
+        by_state = {st: n for st, n in s.execute(base.with_only_columns(ReviewCase.state, func.count()).group_by(ReviewCase.state))}
+        filtered = base.where(ReviewCase.state == state_.value) if state_ else base
+        by_type = {t: n for t, n in s.execute(filtered.with_only_columns(ReviewCase.case_type, func.count()).group_by(ReviewCase.case_type))}
+        total = sum(by_type.values())
+        rows = s.execute(filtered.order_by(ReviewCase.id).limit(limit).offset(offset)).all()
+        items = [_summary(c, st) for c, st in rows]
+    return {"total": total, "counts": {"state": by_state, "type": by_type}, "items": items, "limit": limit, "offset": offset}
+
+
+def _summary(c: ReviewCase, st: Student | None) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "case_type": c.case_type,
+        "state": c.state,
+        "outcome": c.outcome,
+        "assignee": c.assignee,
+        "created_at": c.created_at.isoformat(timespec="seconds"),
+        "ksh": st.ksh if st else None,
+        "name": st.name if st else None,
+        "college": st.college if st else None,
+        "centre": st.centre if st else None,
+    }
+
+
+def _student(st: Student | None) -> dict[str, Any] | None:
+    if st is None:
+        return None
+    return {"ksh": st.ksh, "student_no": st.student_no, "name": st.name, "id_masked": st.id_masked, "college": st.college,
+            "centre": st.centre, "intake": st.intake, "status": st.status}
+
+
+def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
+    """Students, the two photos and the score behind a case."""
+    students: list[Student | None] = [s.get(Student, case.student_id) if case.student_id else None]
+    photos: dict[str, Photo | None] = {"a": None, "b": None}
+    labels = {"a": "admission", "b": "graduation"}
+    score = decision = pack = None
+    codes: list[str] = []
+    if case.subject_type == "comparison":
+        cmp = s.get(Comparison, case.subject_id)
+        if cmp is not None:
+            photos = {"a": s.get(Photo, cmp.admission_photo_id), "b": s.get(Photo, cmp.graduation_photo_id)}
+            score, decision, pack, codes = cmp.score, cmp.decision, cmp.pack_id, list(cmp.reasons or [])
+            students = [s.get(Student, cmp.student_id)]
+    elif case.subject_type == "duplicate":
+        dup = s.get(DuplicateCandidate, case.subject_id)
+        if dup is not None:
+            photos = {"a": s.get(Photo, dup.photo_a_id), "b": s.get(Photo, dup.photo_b_id)}
+            students = [s.get(Student, dup.student_a_id), s.get(Student, dup.student_b_id)]
+            labels = {"a": "student_a", "b": "student_b"}
+            score, decision, pack = dup.score, "duplicate", dup.pack_id
+    else:
+        photo = s.get(Photo, case.subject_id) if case.subject_type == "photo" else None
+        sid = photo.student_id if photo is not None else case.student_id
+        if sid is not None:
+            students = [s.get(Student, sid)]
+            photos = {"a": current_photo(s, sid, "admission"), "b": current_photo(s, sid, "graduation")}
+    return {"students": students, "photos": photos, "labels": labels, "score": score, "decision": decision, "pack": pack, "codes": codes}
+
+
+def _visible_case(s: Session, who: Principal, case_id: int, lock: bool = False) -> tuple[ReviewCase, dict[str, Any]]:
+    """The case and its evidence if every student involved is in the key's scope; 404 otherwise."""
+    case = s.get(ReviewCase, case_id)
+    if case is None:
+        raise ApiProblem("STORE_CASE_UNKNOWN")
+    ev = _evidence(s, case)
+    if who.scoped and not all(st is not None and who.sees(st.college, st.centre) for st in ev["students"]):
+        raise ApiProblem("STORE_CASE_UNKNOWN")
+    return case, ev
+
+
+def _detail(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
+    students = ev["students"]
+    return {
+        **_summary(case, students[0] if students else None),
+        "notes": case.notes or "",
+        "opened_by": case.opened_by,
+        "resolved_by": case.resolved_by,
+        "review_started_at": case.review_started_at.isoformat(timespec="seconds") if case.review_started_at else None,
+        "resolved_at": case.resolved_at.isoformat(timespec="seconds") if case.resolved_at else None,
+        "students": [_student(st) for st in students],
+        "score": None if ev["score"] is None else round(ev["score"], 4),
+        "decision": ev["decision"],
+        "pack": ev["pack"],
+        "reasons": [{"code": c, "message_zh": REASONS[c].zh, "message_en": REASONS[c].en} for c in ev["codes"] if c in REASONS],
+        "photos": {
+            side: None if p is None else {"label": ev["labels"][side], "photo_id": p.id, "check_status": p.check_status, "url": f"/api/v1/cases/{case.id}/photos/{side}"}
+            for side, p in ev["photos"].items()
+        },
+    }
+
+
+@router.get("/{case_id}")
+def get_case(case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
+    """A case with its students (身份证号 masked), score, decision, reasons and the two photo links."""
+    with state.database().session() as s:
+        case, ev = _visible_case(s, who, case_id)
+        return _detail(case, ev)
+
+
+@router.get("/{case_id}/photos/{side}", response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+def case_photo(
+    case_id: int = CASE_ID,
+    side: str = Path(pattern="^(a|b)$"),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(REVIEWER)),
+) -> Response:
+    """One of the case's two photos; the view is audited."""
+    db = state.database()
+
+    def read(s: Session) -> bytes:
+        case, ev = _visible_case(s, who, case_id)
+        photo = ev["photos"].get(side)
+        if photo is None:
+            raise ApiProblem("API_NOT_FOUND", f"case has no photo {side}")
+        data = read_photo(state.store, photo)
+        audit.record(s, who.actor, "photo.view", "photo", photo.id, case=case.id)
+        return data
+
+    data = db.transaction(read)
+    return Response(data, media_type="image/png" if data[:4] == b"\x89PNG" else "image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def _change(state: AppState, who: Principal, case_id: int, fn: Any) -> dict[str, Any]:
+    db = state.database()
+
+    def unit(s: Session) -> dict[str, Any]:
+        case, _ = _visible_case(s, who, case_id)
+        fn(s, case)
+        case, ev = _visible_case(s, who, case_id)
+        return _detail(case, ev)
+
+    return db.transaction(unit)
+
+
+@router.post("/{case_id}/claim")
+def claim(case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
+    """open → in_review, assigned to this key; claiming a case one already holds is a no-op."""
+
+    def fn(s: Session, case: ReviewCase) -> None:
+        if case.state == "in_review" and case.assignee == who.actor:
+            return
+        if case.state == "in_review":
+            raise ApiProblem("API_CASE_CLAIMED")
+        case_service.start_review(s, case.id, who.actor)
+
+    return _change(state, who, case_id, fn)
+
+
+def _held(case: ReviewCase, who: Principal) -> None:
+    if case.state == "in_review" and case.assignee != who.actor:
+        raise ApiProblem("API_CASE_CLAIMED")
+
+
+@router.post("/{case_id}/release")
+def release(case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
+    """in_review → open: hand the case back to the queue."""
+
+    def fn(s: Session, case: ReviewCase) -> None:
+        _held(case, who)
+        case_service.release(s, case.id, who.actor)
+
+    return _change(state, who, case_id, fn)
+
+
+@router.post("/{case_id}/notes")
+def add_note(body: NoteIn, case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
+    """Append a note to an unresolved case."""
+    return _change(state, who, case_id, lambda s, case: case_service.add_note(s, case.id, who.actor, body.note))
+
+
+@router.post("/{case_id}/resolve")
+def resolve(body: ResolveIn, case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
+    """Close a case with an outcome and a note; an open case is claimed first. needs_new_photo is stored as
+    photo_replaced and opens a photo_correction case for the student, so the re-collection is tracked."""
+
+    def fn(s: Session, case: ReviewCase) -> None:
+        _held(case, who)
+        if case.state == "open":
+            case_service.start_review(s, case.id, who.actor)
+        outcome = "photo_replaced" if body.outcome.value == "needs_new_photo" else body.outcome.value
+        note = body.note if body.outcome.value != "needs_new_photo" else ("需要重新采集照片 / needs a new photo. " + body.note).strip()
+        case_service.resolve(s, case.id, outcome, who.actor, note)
+        if body.outcome.value == "needs_new_photo" and case.student_id is not None:
+            case_service.open_case(s, "photo_correction", "student", case.student_id, case.student_id, actor=who.actor, note=f"from case {case.id}")
+        state.metrics.decision("case_outcome", body.outcome.value)
+
+    return _change(state, who, case_id, fn)

@@ -1,0 +1,55 @@
+"""Report exports (CSV with BOM or XLSX, Chinese headers) for academic affairs, limited to the key's scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from verifier.store import audit, export
+
+from ..auth import ACADEMIC, check_college, require
+from ..keys import Principal
+from ..schemas import ExportFormat, ExportKind
+from ..state import AppState, get_state
+
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _in_scope(rows: Iterator[list[Any]], headers: list[str], who: Principal) -> Iterator[list[Any]]:
+    cols = [headers.index(h) for h in ("学院", "学习中心") if h in headers]
+    for row in rows:
+        if any(row[i] in who.scopes for i in cols):
+            yield row
+
+
+@router.get("/{kind}", response_class=Response, responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
+def export_report(
+    kind: ExportKind = PathParam(),
+    format: ExportFormat = Query(ExportFormat.xlsx),
+    state_: str | None = Query(None, alias="state", max_length=32, description="cases: state; comparisons: decision; students: status"),
+    college: str | None = Query(None, max_length=200),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(ACADEMIC)),
+) -> Response:
+    """Cases, comparisons or students as a file; the export is audited."""
+    check_college(who, college)
+    db = state.database()
+    with tempfile.TemporaryDirectory(prefix="export-") as tmp:
+        out = Path(tmp) / f"export.{format.value}"
+        with db.session() as s:
+            tbl = export.table(s, kind.value, state_, college)
+            if who.scoped:
+                tbl = export.Table(tbl.headers, _in_scope(tbl.rows, tbl.headers, who))
+            n = export.write(tbl, format.value, out)
+        data = out.read_bytes()
+    db.transaction(lambda s: audit.record(s, who.actor, "export", "export", kind.value, after={"format": format.value, "rows": n, "state": state_, "college": college}))
+    name = f"{kind.value}-{dt.date.today():%Y%m%d}.{format.value}"
+    return Response(data, media_type=MEDIA[format.value], headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})

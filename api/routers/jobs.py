@@ -1,0 +1,96 @@
+"""Background jobs for academic affairs: the batch comparison and the duplicate sweep, with status and cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
+
+from verifier.batch.runner import BatchOptions
+
+from ..auth import ACADEMIC, require
+from ..jobs import JobManager, sweep_function
+from ..keys import Principal
+from ..problems import ApiProblem
+from ..schemas import BatchJobIn, SweepJobIn
+from ..state import AppState, get_state
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+JOB_ID = PathParam(min_length=1, max_length=32, pattern="^[0-9a-f]+$")
+
+
+def _jobs(state: AppState) -> JobManager:
+    if state.jobs is None:
+        raise ApiProblem("API_NOT_READY", "jobs not available", headers={"Retry-After": "5"})
+    return state.jobs
+
+
+def files_root(state: AppState) -> Path:
+    """The folder job inputs must lie in (VERIFIER_API_FILES_ROOT, default <home>/incoming)."""
+    return (state.settings.api_files_root or state.settings.home / "incoming").resolve()
+
+
+def inside(root: Path, relative: str) -> Path:
+    """root/relative, refusing absolute paths and anything that resolves outside root (422 API_PATH_OUTSIDE_ROOT)."""
+    if "\x00" in relative or Path(relative).is_absolute():
+        raise ApiProblem("API_PATH_OUTSIDE_ROOT", "give a path relative to the server's files folder")
+    target = (root / relative).resolve()
+    if target != root and root not in target.parents:
+        raise ApiProblem("API_PATH_OUTSIDE_ROOT", "the path leaves the server's files folder")
+    return target
+
+
+@router.post("/batch-compare", status_code=202)
+def start_batch(body: BatchJobIn, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """Start the batch comparison (graduation vs admission photos of a roster) in the background; resumable like the CLI."""
+    if who.scoped:
+        raise ApiProblem("API_SCOPE_FORBIDDEN", "a batch covers the whole roster; use an unscoped key")
+    root = files_root(state)
+    roster = inside(root, body.roster)
+    adm, grad = inside(root, body.admission_dir), inside(root, body.graduation_dir)
+    if not roster.is_file():
+        raise ApiProblem("ROSTER_UNREADABLE", "roster file not found under the files folder")
+    for folder in (adm, grad):
+        if not folder.is_dir():
+            raise ApiProblem("BATCH_FOLDER_MISSING", "folder not found under the files folder")
+    options = BatchOptions(
+        roster=roster,
+        admission_dir=adm,
+        graduation_dir=grad,
+        db_url=state.db_url,
+        workers=state.settings.api_job_workers,
+        graduation_key=body.graduation_key,
+        actor=who.actor,
+    )
+    job = _jobs(state).start_batch(options, body.model_dump(), who.actor)
+    return job.public()
+
+
+@router.post("/duplicate-sweep", status_code=202)
+def start_sweep(body: SweepJobIn, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """Start the duplicate-face sweep over every current photo (501 while the sweep is not part of this build)."""
+    if who.scoped:
+        raise ApiProblem("API_SCOPE_FORBIDDEN", "a sweep covers the whole population; use an unscoped key")
+    if sweep_function() is None:
+        raise ApiProblem("API_SWEEP_UNAVAILABLE")
+    return _jobs(state).start_sweep(body.model_dump(), who.actor).public()
+
+
+@router.get("")
+def list_jobs(state: AppState = Depends(get_state), _who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """Jobs this server started, newest first."""
+    return {"items": _jobs(state).list()}
+
+
+@router.get("/{job_id}")
+def job_status(job_id: str = JOB_ID, state: AppState = Depends(get_state), _who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """State, progress (students done of total) and the run's counts from the store."""
+    return _jobs(state).status(job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202)
+def cancel_job(job_id: str = JOB_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """Stop a running job: photos in flight finish, the run stays resumable."""
+    return _jobs(state).cancel(job_id, who.actor).public()

@@ -1,0 +1,277 @@
+"""Students: roster import, photo upload or replacement (a correction keeps history), photo fetch, compare one student now."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path as FsPath
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from fastapi.responses import Response
+
+from verifier.batch.decision import StudentDecision, decide_student
+from verifier.batch.runner import CASE_FOR, STORE_DECISION, findings_of
+from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
+from verifier.reasons import REASONS, Severity
+from verifier.roster import load_roster
+from verifier.spec import display_name
+from verifier.store import audit, embeddings
+from verifier.store.cases import open_case
+from verifier.store.comparisons import latest_for_student, record_comparison
+from verifier.store.models import Photo
+from verifier.store.photos import add_photo, current_photo, history, read_photo, set_check_result
+from verifier.store.students import RejectedRow, import_roster
+
+from ..auth import ACADEMIC, ADMISSIONS, require, visible_student
+from ..keys import Principal
+from ..limits import run_db
+from ..problems import ApiProblem
+from ..schemas import PhotoKind
+from ..state import AppState, get_state
+
+router = APIRouter(prefix="/api/v1", tags=["students"])
+KSH = Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$", description="考生号")
+IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def _reason_objs(codes: list[str]) -> list[dict[str, Any]]:
+    return [{"code": c, "message_zh": REASONS[c].zh, "message_en": REASONS[c].en} for c in codes if c in REASONS]
+
+
+def _photo_meta(p: Photo) -> dict[str, Any]:
+    return {
+        "photo_id": p.id,
+        "kind": p.kind,
+        "current": p.is_current,
+        "sha256": p.sha256,
+        "bytes": p.byte_size,
+        "width": p.width,
+        "height": p.height,
+        "check_status": p.check_status,
+        "check_codes": list(p.check_codes or []),
+        "replaces": p.replaces_id,
+        "replaced_by": p.replaced_by_id,
+        "created_at": p.created_at.isoformat(timespec="seconds"),
+        "purged": p.file_path is None,
+    }
+
+
+@router.post("/rosters")
+async def import_roster_file(
+    file: UploadFile = File(description="roster CSV (UTF-8 or GBK/GB18030) or XLSX from the 教务管理系统"),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(ADMISSIONS, ACADEMIC)),
+) -> dict[str, Any]:
+    """Upsert the roster's students by 考生号; a scoped key imports only rows of its 学院/学习中心."""
+    data = await file.read()
+    suffix = ".xlsx" if data[:2] == b"PK" else ".csv"
+    db = state.database()
+    key = state.settings.id_key_bytes()
+
+    def work() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="roster-") as tmp:
+            path = FsPath(tmp) / f"api-upload{suffix}"
+            path.write_bytes(data)
+            roster = load_roster(path)
+        refused: list[RejectedRow] = []
+        if who.scoped:
+            with db.session() as s:
+                from verifier.store.students import get_student
+
+                for ksh, row in list(roster.students.items()):
+                    stored = get_student(s, ksh)
+                    if not who.sees(row.college, row.centre) or (stored is not None and not who.sees(stored.college, stored.centre)):
+                        refused.append(RejectedRow(ksh, "API_STUDENT_OUT_OF_SCOPE"))
+                        del roster.students[ksh]
+        report = db.transaction(lambda s: import_roster(s, roster, key, who.actor))
+        report.rejected.extend(refused)
+        return {"counts": report.counts(), "rejected": [r.to_dict() for r in report.rejected], "encoding": roster.encoding, "format": roster.format}
+
+    return await run_db(work)
+
+
+@router.get("/students/{ksh}")
+def student_detail(ksh: str = KSH, state: AppState = Depends(get_state), who: Principal = Depends(require(ADMISSIONS, ACADEMIC))) -> dict[str, Any]:
+    """A student's record (身份证号 masked), the photo history of both kinds and the latest comparison."""
+    with state.database().session() as s:
+        st = visible_student(s, who, ksh)
+        cmp = latest_for_student(s, st.id)
+        return {
+            "ksh": st.ksh,
+            "student_no": st.student_no,
+            "name": st.name,
+            "id_masked": st.id_masked,
+            "college": st.college,
+            "centre": st.centre,
+            "intake": st.intake,
+            "status": st.status,
+            "photos": {k: [_photo_meta(p) for p in history(s, st.id, k)] for k in ("admission", "graduation")},
+            "latest_comparison": None
+            if cmp is None
+            else {"id": cmp.id, "score": cmp.score, "decision": cmp.decision, "reasons": _reason_objs(list(cmp.reasons or [])), "pack": cmp.pack_id},
+        }
+
+
+def _fail_problem(work: PhotoWork) -> ApiProblem:
+    first = next((r for r in work.reasons if r.get("severity") == Severity.FAIL.value), work.reasons[0] if work.reasons else None)
+    code = first["code"] if first else "CHECK_INTERNAL_ERROR"
+    return ApiProblem(code, "the photo failed its checks and was not stored", reasons=work.reasons, check_status=work.status)
+
+
+@router.put("/students/{ksh}/photos/{kind}", status_code=201)
+async def upload_photo(
+    ksh: str = KSH,
+    kind: PhotoKind = Path(description="admission or graduation"),
+    file: UploadFile = File(description="the photo"),
+    keep_failing: bool = Query(False, description="store a photo that fails spec or quality checks (with its fail status); unreadable images are always refused"),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(ADMISSIONS)),
+) -> dict[str, Any]:
+    """Upload or replace a photo: checked and embedded first; a failing photo is refused (422) with every reason.
+
+    A replacement is a correction (照片勘误): the previous photo stays in the history, linked both ways.
+    With keep_failing, a photo that decodes but fails its checks is stored with status fail (as the batch does).
+    """
+    data = await file.read()
+    db = state.database()
+
+    def find() -> None:
+        with db.session() as s:
+            visible_student(s, who, ksh)
+
+    await run_db(find)
+    pipeline = state.require_pipeline()
+    name = file.filename or f"{ksh}.jpg"
+    t0 = time.perf_counter()
+    work = (await state.limiter.run(process_chunk, [PhotoJob(ksh, kind.value, name, data)]))[0]
+    state.metrics.inference.labels("upload").observe(time.perf_counter() - t0)
+    state.metrics.decision("photo_check", work.status)
+    undecodable = any(c.startswith(("FILE_", "IMAGE_", "CHECK_INTERNAL")) for c in work.codes)
+    if work.status == "fail" and (undecodable or not keep_failing):
+        raise _fail_problem(work)
+    store, pack_id = state.store, pipeline.pack.id
+
+    def write(s: Any) -> dict[str, Any]:
+        st = visible_student(s, who, ksh)
+        before = current_photo(s, st.id, kind.value)
+        photo = add_photo(s, store, st, kind.value, data, f"api:{display_name(name)}", work.status, work.codes, work.width, work.height, actor=who.actor)
+        set_check_result(s, photo, work.status, work.codes, actor=who.actor)
+        if work.embedding is not None:
+            embeddings.put(s, photo.id, pack_id, work.embedding)
+        unchanged = before is not None and before.id == photo.id
+        return {
+            "ksh": st.ksh,
+            "kind": kind.value,
+            "photo_id": photo.id,
+            "created": not unchanged,
+            "replaced_photo_id": None if unchanged or before is None else before.id,
+            "check_status": work.status,
+            "reasons": work.reasons,
+        }
+
+    return await run_db(db.transaction, write)
+
+
+@router.get("/students/{ksh}/photos/{kind}", response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+def fetch_photo(
+    ksh: str = KSH,
+    kind: PhotoKind = Path(),
+    photo_id: int | None = Query(None, ge=1, le=2**31 - 1, description="an earlier photo of the history; default the current one"),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(ADMISSIONS, ACADEMIC)),
+) -> Response:
+    """The photo's bytes (admissions and academic affairs only); every view is written to the audit log."""
+    db = state.database()
+
+    def read(s: Any) -> bytes:
+        st = visible_student(s, who, ksh)
+        if photo_id is None:
+            photo = current_photo(s, st.id, kind.value)
+        else:
+            photo = s.get(Photo, photo_id)
+            photo = photo if photo is not None and photo.student_id == st.id and photo.kind == kind.value else None
+        if photo is None:
+            raise ApiProblem("API_NOT_FOUND", f"no {kind.value} photo")
+        data = read_photo(state.store, photo)
+        audit.record(s, who.actor, "photo.view", "photo", photo.id, after={"kind": kind.value})
+        return data
+
+    data = db.transaction(read)
+    media = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/students/{ksh}/compare")
+async def compare_student(ksh: str = KSH, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """Compare the student's current graduation photo with the admission photo now; flagged pairs open a review case."""
+    db = state.database()
+    pipeline = state.require_pipeline()
+    pack_id, store = pipeline.pack.id, state.store
+
+    def load() -> tuple[int, dict[str, Photo | None], dict[str, np.ndarray | None], list[PhotoJob]]:
+        with db.session() as s:
+            st = visible_student(s, who, ksh)
+            photos = {k: current_photo(s, st.id, k) for k in ("admission", "graduation")}
+            vectors: dict[str, np.ndarray | None] = {}
+            todo: list[PhotoJob] = []
+            for k, p in photos.items():
+                vectors[k] = embeddings.get_or_none(s, p.id, pack_id) if p is not None else None
+                if p is not None and vectors[k] is None and p.file_path and not findings_of(p).blocking:
+                    todo.append(PhotoJob(st.ksh, k, f"{st.ksh}.jpg", read_photo(store, p)))
+            return st.id, photos, vectors, todo
+
+    student_id, photos, vectors, todo = await run_db(load)
+    if todo:
+        t0 = time.perf_counter()
+        works = await state.limiter.run(process_chunk, todo)
+        state.metrics.inference.labels("compare_student").observe(time.perf_counter() - t0)
+        for job, work in zip(todo, works, strict=True):
+            vectors[job.kind] = work.embedding
+            photo = photos[job.kind]
+            assert photo is not None
+
+            def keep(s: Any, photo_id: int = photo.id, work: PhotoWork = work) -> None:
+                p = s.get(Photo, photo_id)
+                set_check_result(s, p, work.status, work.codes, actor=who.actor)
+                if work.embedding is not None:
+                    embeddings.put(s, photo_id, pack_id, work.embedding)
+
+            await run_db(db.transaction, keep)
+            photos[job.kind] = await run_db(_reload, db, photo.id)
+    adm, grad = photos["admission"], photos["graduation"]
+    score = float(vectors["admission"] @ vectors["graduation"]) if vectors.get("admission") is not None and vectors.get("graduation") is not None else None
+    outcome = decide_student(findings_of(adm), findings_of(grad), score, pipeline.thresholds)
+    state.metrics.decision("student_compare", outcome.decision.value)
+    body: dict[str, Any] = {
+        "ksh": ksh,
+        "decision": outcome.decision.value,
+        "score": None if score is None else round(score, 4),
+        "thresholds": pipeline.thresholds.to_dict(),
+        "reasons": [r.to_dict() for r in outcome.reasons],
+        "comparison_id": None,
+        "created": False,
+        "case_id": None,
+    }
+    if outcome.decision is StudentDecision.MISSING_PHOTO or adm is None or grad is None:
+        return body
+
+    def record(s: Any) -> dict[str, Any]:
+        a, g = s.get(Photo, adm.id), s.get(Photo, grad.id)
+        rec = record_comparison(s, a, g, pack_id, outcome.score, STORE_DECISION[outcome.decision], [r.code for r in outcome.reasons])
+        case_id = None
+        if rec.created:
+            audit.record(s, who.actor, "comparison.record", "comparison", rec.comparison.id, after={"decision": rec.comparison.decision, "pack": pack_id})
+            case_type = CASE_FOR.get(outcome.decision)
+            if case_type:
+                case_id = open_case(s, case_type, "comparison", rec.comparison.id, student_id, actor=who.actor).case.id
+        return {"comparison_id": rec.comparison.id, "created": rec.created, "case_id": case_id}
+
+    body.update(await run_db(db.transaction, record))
+    return body
+
+
+def _reload(db: Any, photo_id: int) -> Photo | None:
+    with db.session() as s:
+        return s.get(Photo, photo_id)

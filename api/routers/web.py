@@ -1,0 +1,24 @@
+"""The reviewer page: one HTML shell (no data in it); the page's script calls the API with the reviewer's key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    """The service's front door is the reviewer page."""
+    return RedirectResponse("/review")
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_page() -> HTMLResponse:
+    """The reviewer page (Chinese first, English switch)."""
+    html = (TEMPLATES / "review.html").read_text(encoding="utf-8")
+    return HTMLResponse(html, headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"})
