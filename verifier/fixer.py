@@ -15,7 +15,6 @@ import csv
 import io
 import os
 import re
-import tempfile
 import time
 import zipfile
 from collections import deque
@@ -30,7 +29,7 @@ from PIL import Image
 
 from .decode import DecodedImage
 from .framing import Framing, crop_box, frame_face
-from .fsutil import ensure_private_dir, write_atomic
+from .fsutil import atomic_open, ensure_private_dir, write_atomic
 from .pipeline import read_image_file
 from .reasons import Reason, Severity, VerifierError, reason
 from .results import Face
@@ -370,23 +369,9 @@ def _write_xlsx(path: Path, rows: Iterable[list[Any]]) -> None:
 
 def _write_zip(path: Path, out: Path, names: list[str]) -> None:
     """upload.zip with the given photos at its top level, written atomically with mode 0600."""
-    ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name in names:
-                    zf.write(out / name, arcname=name)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in names:
+            zf.write(out / name, arcname=name)
 
 
 _WORKER: dict[str, Any] = {}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -13,14 +16,19 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write bytes so readers see the old file or the whole new one, never half."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb", perms: int = 0o600, **kw: Any) -> Iterator[IO]:
+    """Open a temp file beside `path`; on success fsync and rename it into place, on error remove it.
+
+    Readers see the old file or the whole new one, never half of it.
+    """
+    path = Path(path)
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        os.fchmod(fd, perms)
+        with os.fdopen(fd, mode, **kw) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -30,3 +38,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write bytes atomically (see atomic_open)."""
+    with atomic_open(path, "wb", mode) as fh:
+        fh.write(data)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..fsutil import atomic_open
 from ..reasons import REASONS
 from ..tabular import TableWriter
 from .decision import DECISION_ZH, FLAGGED, StudentDecision
@@ -138,10 +137,6 @@ def write_reports(
         table.discard()
         raise
     csv_path, xlsx_path = table.close()
-    page = _html_page(flagged, counts, photo, run_label)
-    fd, tmp = tempfile.mkstemp(prefix=".report.html.", suffix=".tmp", dir=out_dir)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, Path(out_dir) / "report.html")
+    with atomic_open(Path(out_dir) / "report.html", "w", encoding="utf-8") as fh:
+        fh.write(_html_page(flagged, counts, photo, run_label))
     return [csv_path, xlsx_path, Path(out_dir) / "report.html"], counts
