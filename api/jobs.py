@@ -67,11 +67,31 @@ def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
 
 
 def sweep_function() -> Any | None:
-    """The duplicate sweep's library entry point when the sweep module is installed, else None."""
+    """The duplicate sweep's library class (verifier.sweep.Sweep) when it is part of this build, else None."""
     if importlib.util.find_spec("verifier.sweep") is None:
         return None
     module = importlib.import_module("verifier.sweep")
-    return getattr(module, "run_sweep", None)
+    return getattr(module, "Sweep", None) if hasattr(module, "SweepOptions") else None
+
+
+def _sweep_child(db_url: str, settings: Settings, workers: int, actor: str, full: bool, conn: Any) -> None:
+    """Child process: run the duplicate sweep (SIGINT ends it as an interrupted run) and report through the pipe."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        from verifier.sweep import Sweep, SweepOptions
+
+        summary = Sweep(SweepOptions(db_url=db_url, workers=workers, actor=actor, full=full), settings).run()
+        conn.send({"state": "completed", "run_id": summary.run_id,
+                   "summary": {"mode": summary.mode, "index": summary.index, "threshold": summary.threshold,
+                               "counts": {k: int(v) for k, v in summary.counts.items()}, "reports": [p.name for p in summary.reports]}})
+    except KeyboardInterrupt:
+        conn.send({"state": "cancelled"})
+    except VerifierError as exc:
+        conn.send({"state": "failed", "code": exc.reason.code, "detail": str(exc.detail)[:300]})
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed job
+        conn.send({"state": "failed", "code": "API_INTERNAL_ERROR", "detail": type(exc).__name__})
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -84,6 +104,7 @@ class Job:
     parameters: dict[str, Any]
     run_key: str = ""
     baseline_run: int = 0
+    run_kind: str = RUN_KIND
     state: str = "starting"
     created_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -129,14 +150,22 @@ class JobManager:
 
     def start_batch(self, options: BatchOptions, parameters: dict[str, Any], actor: str) -> Job:
         """Start the batch comparison in a child process (409 API_JOB_BUSY while one runs)."""
+        return self._start("batch_compare", RUN_KIND, options.key(), parameters, actor, _batch_child, (options, self.settings))
+
+    def start_sweep(self, parameters: dict[str, Any], actor: str, full: bool = False) -> Job:
+        """Start the duplicate sweep in a child process (409 API_JOB_BUSY while one runs)."""
+        args = (self.db.url, self.settings, self.settings.api_job_workers, actor, full)
+        return self._start("duplicate_sweep", "sweep", "", parameters, actor, _sweep_child, args)
+
+    def _start(self, kind: str, run_kind: str, run_key: str, parameters: dict[str, Any], actor: str, target: Any, args: tuple[Any, ...]) -> Job:
         with self._lock:
-            if self._busy("batch_compare"):
-                raise ApiProblem("API_JOB_BUSY", "a batch comparison is running")
+            if self._busy(kind):
+                raise ApiProblem("API_JOB_BUSY", f"a {kind} job is running")
             with self.db.session() as s:
                 baseline = s.scalar(select(func.max(Run.id))) or 0
-            job = Job(uuid.uuid4().hex[:12], "batch_compare", actor, parameters, options.key(), baseline)
+            job = Job(uuid.uuid4().hex[:12], kind, actor, parameters, run_key, baseline, run_kind=run_kind)
             parent, child = self._ctx.Pipe(duplex=False)
-            proc = self._ctx.Process(target=_batch_child, args=(options, self.settings, child), name=f"batch-{job.id}", daemon=True)
+            proc = self._ctx.Process(target=target, args=(*args, child), name=f"{kind}-{job.id}", daemon=True)
             proc.start()
             child.close()
             job.process, job.state = proc, "running"
@@ -180,8 +209,8 @@ class JobManager:
         with self.db.session() as s:
             if job.run_id is not None:
                 return s.get(Run, job.run_id)
-            for run in s.scalars(select(Run).where(Run.kind == RUN_KIND).order_by(Run.id.desc()).limit(20)):
-                if run.parameters.get("key") == job.run_key and (run.id > job.baseline_run or run.status == "running"):
+            for run in s.scalars(select(Run).where(Run.kind == job.run_kind).order_by(Run.id.desc()).limit(20)):
+                if run.parameters.get("key", "") == job.run_key and (run.id > job.baseline_run or (job.run_key and run.status == "running")):
                     job.run_id = run.id
                     return run
         return None

@@ -118,8 +118,9 @@ class BatchJobIn(BaseModel):
 
 
 class SweepJobIn(BaseModel):
-    """Parameters of a duplicate sweep (none needed: it covers every current photo)."""
+    """Parameters of a duplicate sweep: incremental by default, `full` searches every current photo against all."""
 
+    full: bool = False
     note: str = Field(default="", max_length=200)
 
 

@@ -70,12 +70,12 @@ def start_batch(body: BatchJobIn, state: AppState = Depends(get_state), who: Pri
 
 @router.post("/duplicate-sweep", status_code=202)
 def start_sweep(body: SweepJobIn, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
-    """Start the duplicate-face sweep over every current photo (501 while the sweep is not part of this build)."""
+    """Start the duplicate-face sweep (new and replaced photos against all, or everything with full; 501 when not in this build)."""
     if who.scoped:
         raise ApiProblem("API_SCOPE_FORBIDDEN", "a sweep covers the whole population; use an unscoped key")
     if sweep_function() is None:
         raise ApiProblem("API_SWEEP_UNAVAILABLE")
-    return _jobs(state).start_sweep(body.model_dump(), who.actor).public()
+    return _jobs(state).start_sweep(body.model_dump(), who.actor, body.full).public()
 
 
 @router.get("")

@@ -252,3 +252,26 @@ def test_batch_job_runs_reports_progress_and_can_be_cancelled(env: Env, api_coho
     with env.db.session() as s:
         assert any(e.action == "job.cancel" and "test-academic_affairs" in e.actor for e in events_for(s, "job", job2))
         assert s.query(Photo).count() > 0
+
+
+def test_duplicate_sweep_job(env: Env) -> None:
+    """The sweep runs as a background job when it is part of the build (501 API_SWEEP_UNAVAILABLE otherwise)."""
+    from api.jobs import sweep_function
+
+    r = env.client.post("/api/v1/jobs/duplicate-sweep", headers=env.h("academic_affairs"), json={"full": True})
+    if sweep_function() is None:
+        assert r.status_code == 501 and r.json()["code"] == "API_SWEEP_UNAVAILABLE"
+        return
+    if r.status_code == 409:
+        job = env.client.get("/api/v1/jobs", headers=env.h("academic_affairs")).json()["items"][0]["id"]
+    else:
+        assert r.status_code == 202, r.text
+        job = r.json()["id"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        st = env.client.get(f"/api/v1/jobs/{job}", headers=env.h("academic_affairs")).json()
+        if st["state"] not in ("running", "starting", "cancelling"):
+            break
+        time.sleep(0.5)
+    assert st["state"] == "completed", (st["state"], st["error"])
+    assert st["run"]["status"] == "completed" and st["kind"] == "duplicate_sweep"
