@@ -1,0 +1,125 @@
+"""End to end in a real headless browser: Debian's chromium driven by Playwright against a uvicorn server on a random port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from apihelp import ID_KEY, Env, make_keys, seed
+
+from verifier.settings import Settings
+from verifier.store.audit import events_for
+from verifier.store.db import open_database
+from verifier.store.models import ReviewCase
+from verifier.store.schema import upgrade
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, cache_dir, pipeline, api_cohort) -> Iterator[Env]:
+    """A real uvicorn server on 127.0.0.1:<random port> over a seeded SQLite store."""
+    import uvicorn
+
+    from api.app import create_app
+
+    home = tmp_path_factory.mktemp("browser-home")
+    settings = Settings(home=home, cache_dir=cache_dir, id_key=ID_KEY)
+    url = settings.resolve_db_url()
+    upgrade(url)
+    db = open_database(url)
+    plain, scoped = make_keys(db)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, url, pipeline=pipeline), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    env = Env(client, db, settings, plain, scoped)  # type: ignore[arg-type]
+    env.cohort = api_cohort
+    seed(env, api_cohort)
+    yield env
+    server.should_exit = True
+    thread.join(timeout=20)
+    client.close()
+    db.dispose()
+
+
+def test_reviewer_signs_in_and_resolves_a_case(live: Env, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium chromium-driver)")
+    from playwright.sync_api import expect, sync_playwright
+
+    base = str(live.client.base_url).rstrip("/")
+    with live.db.session() as s:
+        open_before = [c.id for c in s.query(ReviewCase).filter(ReviewCase.state == "open").order_by(ReviewCase.id)]
+    assert len(open_before) >= 2, "the seeded cohort must open at least two cases"
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS, locale="zh-CN", viewport={"width": 1280, "height": 1000}
+        )
+        page = context.new_page()
+        page.goto(f"{base}/review")
+        expect(page.locator("h1")).to_have_text("身份复核")
+        page.fill("#key", live.keys["admissions"])
+        page.click("#signin")
+        expect(page.locator("#status")).to_contain_text("reviewer")
+        page.fill("#key", live.keys["reviewer"])
+        page.click("#signin")
+        rows = page.locator("tr.case-row")
+        expect(rows.first).to_be_visible()
+        assert rows.count() == len(open_before)
+        expect(page.locator("#counts")).to_contain_text(str(len(open_before)))
+        first = int(rows.first.get_attribute("data-id"))
+        rows.first.click()
+        expect(page.locator("#case-title")).to_contain_text(f"#{first}")
+        for side in ("a", "b"):
+            expect(page.locator(f"#photo-{side}")).to_have_attribute("src", __import__("re").compile("^blob:"))
+            page.wait_for_function(f"document.getElementById('photo-{side}').naturalWidth > 0")
+        expect(page.locator("#score")).not_to_have_text("—")
+        expect(page.locator("#students tbody td").nth(3)).to_contain_text("*")
+        page.fill("#note", "与本人现场核对一致")
+        page.locator("#note").blur()
+        page.keyboard.press("1")
+        expect(page.locator("#case-title")).not_to_contain_text(f"#{first}")
+        second = open_before[1]
+        expect(page.locator("#case-title")).to_contain_text(f"#{second}")
+        page.click("#lang")
+        expect(page.locator("h1")).to_have_text("Identity review")
+        expect(page.locator("#btn-impersonation")).to_contain_text("Impersonation")
+        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        page.click("#btn-newphoto")
+        expect(page.locator("#status")).to_contain_text(f"#{second}")
+        context.close()
+    assert (tmp_path / "review.png").stat().st_size > 10_000
+    with live.db.session() as s:
+        done = s.get(ReviewCase, first)
+        assert done.state == "resolved" and done.outcome == "same_person" and "与本人现场核对一致" in done.notes
+        assert done.resolved_by is not None and done.resolved_by.startswith("key:") and done.resolved_by.endswith(":test-reviewer")
+        actions = [(e.action, e.actor) for e in events_for(s, "case", first)]
+        assert [a for a, _ in actions][-2:] == ["case.start_review", "case.resolve"]
+        assert all(actor.endswith(":test-reviewer") for a, actor in actions if a != "case.open")
+        assert all(live.keys["reviewer"] not in str(e.summary) and live.keys["reviewer"] not in e.actor for e in events_for(s, "case", first))
+        needs = s.get(ReviewCase, second)
+        assert needs.outcome == "photo_replaced"
+        assert s.query(ReviewCase).filter(ReviewCase.case_type == "photo_correction", ReviewCase.student_id == needs.student_id).count() == 1
