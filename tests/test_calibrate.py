@@ -147,7 +147,8 @@ def test_quality_aware_decision_sends_poor_photos_to_review():
     th = Thresholds(0.363, 0.28, 0.665)
     assert quality_aware_decision(0.1, th, quality_ok=True) is Decision.MISMATCH
     assert quality_aware_decision(0.1, th, quality_ok=False) is Decision.REVIEW
-    assert quality_aware_decision(0.9, th, quality_ok=False) is Decision.REVIEW  # never a silent pass either
+    assert quality_aware_decision(0.5, th, quality_ok=False) is Decision.REVIEW  # no pass on a doubtful photo
+    assert quality_aware_decision(0.9, th, quality_ok=False) is Decision.MATCH  # above the strict threshold
 
 
 def _touch(path: Path) -> Path:

@@ -19,7 +19,7 @@ from ..score import decide
 # Reason codes that mean the face cannot be compared at all.
 UNCOMPARABLE_PREFIXES = ("FILE_", "IMAGE_", "CHECK_INTERNAL")
 UNCOMPARABLE_CODES = {"FACE_NOT_FOUND", "FACE_MULTIPLE", "COMPARE_FACE_TOO_SMALL"}
-# Quality findings that make any score less trustworthy: such pairs go to review.
+# Quality findings that make a score less trustworthy (see verifier.score.decide).
 QUALITY_AFFECTS_SCORE = {
     "QUALITY_BLURRY",
     "QUALITY_UNDEREXPOSED",
@@ -102,8 +102,8 @@ def decide_student(
     """The identity decision for one student.
 
     `score` is the cosine of the two embeddings (None when not compared).
-    A photo with a quality problem that moves scores sends the pair to
-    review whatever the score: never to fail, never silently to pass.
+    A photo with a quality problem that moves scores never fails the pair;
+    it passes only at the strict threshold and otherwise goes to review.
     """
     missing = [reason(f"BATCH_MISSING_{kind}") for kind, f in (("ADMISSION", admission), ("GRADUATION", graduation)) if f is None]
     if missing:

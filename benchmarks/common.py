@@ -1,0 +1,102 @@
+"""Shared benchmark plumbing: machine description, peak memory of a process tree, docs sections."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "BENCHMARKS.md"
+
+
+def machine_line() -> str:
+    """Cores, CPU model and ISA flags, kernel, Python and onnxruntime versions."""
+    import onnxruntime
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    m = re.search(r"model name\s*:\s*(.+)", info)
+    cpu = m.group(1).strip() if m else "unknown CPU"
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if re.search(rf"\b{f}\b", info)]
+    return (
+        f"{os.cpu_count()} cores, {cpu} ({', '.join(isa) or 'no AVX2 flag listed'}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+    )
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, to say how busy the machine was."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or append) the `## title` section of docs/BENCHMARKS.md."""
+    heading = f"## {title}"
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
+        "# Benchmarks\n\nEach figure names the command that produced it; these machines are noisy.\n"
+    )
+    section = f"{heading}\n\n{body.strip()}\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        nxt = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
+    DOC.write_text(text, encoding="utf-8")
+    print(f"wrote section {title!r} of {DOC}")
+
+
+class TreeMemory:
+    """Samples the summed RSS of a process and all its descendants; keeps the peak."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.2):
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> int:
+        import psutil
+
+        total = 0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        self.peak = max(self.peak, total)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:
+                return
+
+    def __enter__(self) -> "TreeMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def today() -> str:
+    return dt.date.today().isoformat()
+
+
+def stopwatch() -> float:
+    return time.perf_counter()
