@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     ".store_commands",
     ".batch.command",
     ".calibrate.command",
+    ".sweep_commands",
     "api.commands",
 )
 

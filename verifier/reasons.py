@@ -191,6 +191,9 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("API_SWEEP_UNAVAILABLE", _F, "重复人脸筛查功能尚未安装", "The duplicate-face sweep is not available in this build", "api"),
     ReasonCode("API_CASE_CLAIMED", _F, "该案件正由其他复核人处理", "Another reviewer holds this case", "api"),
     ReasonCode("API_STUDENT_OUT_OF_SCOPE", _F, "该学生不在密钥的学院/学习中心范围内，未导入", "Student is outside this key's 学院/学习中心 scope; not imported", "api"),
+    # Duplicate sweep
+    ReasonCode("SWEEP_THRESHOLD_INVALID", _F, "重复人脸阈值无效（应在 0 与 1 之间）", "Duplicate-face threshold is invalid (between 0 and 1)", "sweep"),
+    ReasonCode("SWEEP_OUT_UNWRITABLE", _F, "重复人脸筛查报告文件夹无法创建或写入", "The duplicate-sweep report folder cannot be created or written", "sweep"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}
