@@ -206,20 +206,6 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield child
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(pack_id: str, settings: Settings, profile: Profile, roster_ksh: set[str] | None) -> None:
-    from .pipeline import Pipeline
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER.update(pipeline=Pipeline.load(pack_id, settings.model_dir, threads=1, settings=settings), profile=profile, roster=roster_ksh)
-
-
-def _check_chunk(paths: list[Path]) -> list[CheckResult]:
-    return [check_photo(p, _WORKER["profile"], _WORKER["pipeline"], _WORKER["roster"]) for p in paths]
-
-
 def check_paths(
     paths: Iterable[Path | str],
     profile: Profile,
@@ -228,13 +214,16 @@ def check_paths(
     workers: int | None = None,
     chunk_size: int = 8,
 ) -> Iterator[CheckResult]:
-    """Check every file under the paths, in order, streaming; full checks use `workers` processes."""
+    """Check every file under the paths, in order, streaming; full checks share the pipeline across `workers` threads."""
     files = iter_photo_paths(paths)
     workers = workers or cpu_count()
     if pipeline is None or workers <= 1:
         for p in files:
             yield check_photo(p, profile, pipeline, roster_ksh)
         return
-    args = (pipeline.pack.id, pipeline.settings, profile, roster_ksh)
-    for _, result in map_chunks(files, _check_chunk, workers, _init_worker, args, chunk_size):
+
+    def check_chunk(chunk: list[Path]) -> list[CheckResult]:
+        return [check_photo(p, profile, pipeline, roster_ksh) for p in chunk]
+
+    for _, result in map_chunks(files, check_chunk, workers, chunk_size=chunk_size):
         yield result

@@ -7,6 +7,7 @@ recognizer in one batched call.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from dataclasses import dataclass, field
@@ -47,10 +48,10 @@ _STATE: dict = {}
 
 
 def init_worker(pack_id: str | None, model_dir: str | None, profiles: dict[str, Profile], pipeline=None) -> None:
-    """Build this process's pipeline; Ctrl-C is left to the parent, which drains work in flight."""
+    """Build the pipeline; in a child process Ctrl-C is left to the parent, which drains work in flight."""
     from ..parallel import init_pipeline, worker_pipeline
 
-    if pipeline is None:
+    if multiprocessing.parent_process() is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     init_pipeline(pack_id, model_dir, pipeline)
