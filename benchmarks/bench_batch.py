@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import TreeMemory, load_average, machine_line, today, write_section  # noqa: E402
@@ -126,7 +125,7 @@ Every figure is the whole `verifier batch compare` process (roster import, check
 """
     print(body)
     if a.write:
-        write_section("Batch comparison (issue 5)", body)
+        write_section("## Batch comparison (issue 5)\n\n" + body)
     return 0
 
 

@@ -17,17 +17,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from common import machine_line, write_section  # noqa: E402
 
 from verifier.checks import check_paths  # noqa: E402
 from verifier.faceset import faces_dir, single_face_images  # noqa: E402
@@ -81,33 +81,6 @@ def best_rate(run, repeat: int) -> tuple[float, int, dict[str, int]]:
     return best, total, counts
 
 
-def machine() -> str:
-    import onnxruntime
-
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
-
-
-def write_section(section: str) -> None:
-    """Replace (or append) only this section of docs/BENCHMARKS.md, creating the file if needed."""
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=200)
@@ -130,7 +103,7 @@ def main() -> None:
         SECTION,
         "",
         f"Command: `.venv/bin/python benchmarks/bench_checks.py --photos {args.photos} --repeat {args.repeat} --write`  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {machine_line()}  ",
         f"Date: {dt.date.today().isoformat()}; 1-minute load average after the runs: {load:.1f} (other work on the machine slows every number)",
         "",
         f"Input: {n} ID photos, 295x413 JPEG <= 50 KB, cut from the face set's one-person photos as the tests do "

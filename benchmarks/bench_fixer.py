@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from common import machine_line, write_section  # noqa: E402
 
 DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION = "## Photo fixer (issue 3)"
@@ -93,22 +94,6 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def machine() -> str:
-    """CPU model, cores, Python and onnxruntime versions."""
-    import onnxruntime
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores, Linux {platform.release()}, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
-
-
 def section(timings: list[Timing], argv: list[str], n_sources: int, load: float) -> str:
     """The Markdown section for docs/BENCHMARKS.md."""
     cmd = " ".join([".venv/bin/python", "benchmarks/bench_fixer.py", *argv])
@@ -116,7 +101,7 @@ def section(timings: list[Timing], argv: list[str], n_sources: int, load: float)
         SECTION,
         "",
         f"Command: `{cmd}`  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {machine_line()}  ",
         f"Date: {dt.date.today().isoformat()}; 1-minute load average before the runs: {load:.1f} (other work on the machine slows every number)",
         "",
         f"Input: {n_sources} source photos (the face set's one-person photos, copied under 考生号 names; "
@@ -143,19 +128,6 @@ def section(timings: list[Timing], argv: list[str], n_sources: int, load: float)
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(text_section: str) -> None:
-    """Replace (or append) only this section of docs/BENCHMARKS.md, creating the file if needed."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + text_section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + text_section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

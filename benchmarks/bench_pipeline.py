@@ -19,8 +19,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "BENCHMARKS.md"
@@ -476,34 +475,6 @@ def accuracy(vectors: list[list[float]], ids: Sequence[str], groups: Sequence[st
 # ---------------------------------------------------------------- report
 
 
-def machine_line() -> str:
-    """Cores, CPU model and flags from /proc/cpuinfo, kernel, Python and onnxruntime versions."""
-    import onnxruntime
-
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    m = re.search(r"model name\s*:\s*(.+)", info)
-    cpu = m.group(1).strip() if m else "unknown CPU"
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if re.search(rf"\b{f}\b", info)]
-    return (
-        f"{os.cpu_count()} cores, {cpu} ({', '.join(isa) or 'no AVX2 flag listed'}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
-    )
-
-
-def machine_header() -> str:
-    """Header of a new docs/BENCHMARKS.md."""
-    return (
-        "# Benchmarks\n\n"
-        "Measured results of the verifier's benchmarks; each figure names the command that produced it.\n"
-        "These machines are noisy: re-run before relying on a number.\n\n"
-        f"- Machine: {machine_line()}\n"
-        f"- First written: {dt.date.today().isoformat()}\n"
-    )
-
-
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -602,19 +573,6 @@ def render(cmd: str, photos: list[Photo], ours: dict[str, Any], peer: dict[str, 
     if ratio is not None:
         lines += ["", f"Ratio ours/peer (steady, best run, {workers} workers each): **{ratio:.1f}×** (medians: {m['steady'] / peer['multi']['steady']:.1f}×)."]
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str) -> None:
-    """Replace (or append) the issue-2 section of docs/BENCHMARKS.md, creating the file if needed."""
-    text = DOC.read_text() if DOC.exists() else machine_header()
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
 
 
 # ---------------------------------------------------------------- main

@@ -7,11 +7,15 @@ import os
 import platform
 import re
 import threading
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "BENCHMARKS.md"
+
+
+def cores() -> int:
+    """Cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def machine_line() -> str:
@@ -26,7 +30,7 @@ def machine_line() -> str:
     cpu = m.group(1).strip() if m else "unknown CPU"
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if re.search(rf"\b{f}\b", info)]
     return (
-        f"{os.cpu_count()} cores, {cpu} ({', '.join(isa) or 'no AVX2 flag listed'}), Linux {platform.release()}, "
+        f"{cores()} cores, {cpu} ({', '.join(isa) or 'no AVX2 flag listed'}), Linux {platform.release()}, "
         f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
     )
 
@@ -37,13 +41,13 @@ def load_average() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) the `## title` section of docs/BENCHMARKS.md."""
-    heading = f"## {title}"
+def write_section(section: str) -> None:
+    """Replace (or append) one `## ...` section of docs/BENCHMARKS.md; `section` starts with its heading line."""
+    heading = section.splitlines()[0]
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
         "# Benchmarks\n\nEach figure names the command that produced it; these machines are noisy.\n"
     )
-    section = f"{heading}\n\n{body.strip()}\n"
+    section = section.rstrip("\n") + "\n"
     start = text.find(heading + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
@@ -51,7 +55,7 @@ def write_section(title: str, body: str) -> None:
         nxt = text.find("\n## ", start + len(heading))
         text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
     DOC.write_text(text, encoding="utf-8")
-    print(f"wrote section {title!r} of {DOC}")
+    print(f"wrote {heading!r} in {DOC}")
 
 
 class TreeMemory:
@@ -97,6 +101,3 @@ class TreeMemory:
 def today() -> str:
     return dt.date.today().isoformat()
 
-
-def stopwatch() -> float:
-    return time.perf_counter()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 from pathlib import Path
 
-import pytest
 import schemathesis
 from apihelp import Env
 from hypothesis import HealthCheck, settings
@@ -24,14 +21,6 @@ ROLE_FOR = (
     ("/api/v1/rosters", "admissions"),
     ("/api/v1/students/{ksh}/photos/{kind}", "admissions"),
 )
-
-
-@pytest.fixture(autouse=True)
-def default_float_environment(env: Env) -> None:
-    """ONNX Runtime sessions are made with denormals-as-zero, which sets flush-to-zero on the creating thread (here
-    the main one), and Hypothesis refuses to generate floats then; glibc's fesetenv(FE_DFL_ENV) restores the default."""
-    libm = ctypes.CDLL(ctypes.util.find_library("m"))
-    libm.fesetenv(ctypes.c_void_p(-1))
 
 
 def test_committed_openapi_is_current(env: Env) -> None:

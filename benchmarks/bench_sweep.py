@@ -1,0 +1,268 @@
+"""Benchmark of the duplicate sweep (issue 6) through the real store: full sweep, 1% incremental sweep, recall, peak RSS.
+
+Data: N synthetic unit vectors of the pack's dimension (128) as the embeddings of N photos
+(N/2 students, each with an admission photo and a graduation photo near it, cos 0.6-0.95,
+so every student's own pair is found and must be dropped), with planted duplicates (another
+student's photo near one, cos uniform in [threshold, 0.95]) and the face set's embeddings
+(originals and ID crops, one student each) mixed in. Rows are bulk-inserted into a SQLite store
+in a temporary home; each sweep is `verifier.sweep.Sweep(...).run()` in a fresh child process
+(its own peak RSS). Uniform random vectors are the worst case for an approximate index: real
+face embeddings cluster, which puts near pairs in the same IVF list.
+
+Recall: of the planted pairs, and of every exact pair above the threshold that has one end in
+a random sample of photos (exact range search of the sample against all N; a full N x N ground
+truth at 1M would take hours here).
+
+    .venv/bin/python benchmarks/bench_sweep.py --n 100000 1000000 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from sqlalchemy import insert, select
+
+from verifier.index import exact_pairs_of, set_threads
+from verifier.packs import load_pack
+from verifier.settings import Settings
+from verifier.store.db import open_database
+from verifier.store.models import DuplicateCandidate, Embedding, Photo, Student, utcnow
+from verifier.store.schema import upgrade
+
+DIM = 128
+SAMPLE = 10_000
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _near(rng: np.random.Generator, v: np.ndarray, cos: np.ndarray) -> np.ndarray:
+    """Unit vectors at exactly the given cosines from the rows of v."""
+    r = rng.standard_normal(v.shape).astype(np.float32)
+    r -= (r * v).sum(1, keepdims=True) * v
+    r = _unit(r)
+    return _unit(cos[:, None] * v + np.sqrt(1 - cos * cos)[:, None] * r)
+
+
+def face_embeddings() -> np.ndarray:
+    """Embeddings of the face set (originals and ID-photo crops of each), or none when the set is absent."""
+    from verifier.faceset import faces_dir, single_face_images
+    from verifier.framing import frame_face
+    from verifier.pipeline import Pipeline
+
+    root = faces_dir()
+    if root is None:
+        return np.zeros((0, DIM), np.float32)
+    p = Pipeline.load(threads=1)
+    out = []
+    for path in single_face_images(root):
+        a = p.analyze(path)
+        if a.embedding is None:
+            continue
+        out.append(a.embedding)
+        crop = p.analyze(frame_face(p.decode(path).pixels, a.face))
+        if crop.embedding is not None:
+            out.append(crop.embedding)
+    return np.asarray(out, np.float32)
+
+
+class Dataset:
+    """Vectors row i = photo id i+1; student of each photo; planted cross-student pairs (photo ids)."""
+
+    def __init__(self, n: int, threshold: float, faces: np.ndarray, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        students = n // 2
+        adm = _unit(rng.standard_normal((students, DIM)).astype(np.float32))
+        grad = _near(rng, adm, rng.uniform(0.6, 0.95, students).astype(np.float32))
+        vectors = np.empty((2 * students, DIM), np.float32)
+        vectors[0::2], vectors[1::2] = adm, grad
+        student_of = np.repeat(np.arange(1, students + 1), 2)
+        kinds = np.tile(np.array(["admission", "graduation"]), students)
+        planted = max(20, n // 1000)
+        src = rng.choice(len(vectors), planted, replace=False)
+        dst = rng.choice(np.setdiff1d(np.arange(len(vectors)), src), planted, replace=False)
+        keep = (student_of[dst] != student_of[src]) & ~np.isin(dst, src)
+        src, dst = src[keep], dst[keep]
+        vectors[dst] = _near(rng, vectors[src], rng.uniform(threshold, 0.95, len(src)).astype(np.float32))
+        self.vectors = np.vstack([vectors, faces]) if len(faces) else vectors
+        self.student_of = np.concatenate([student_of, np.arange(students + 1, students + 1 + len(faces))])
+        self.kinds = np.concatenate([kinds, np.array(["admission"] * len(faces))])
+        self.planted = {(int(min(a, b)) + 1, int(max(a, b)) + 1) for a, b in zip(src, dst, strict=True)}
+        self.n_faces = len(faces)
+
+    def add_new(self, k: int, threshold: float, seed: int = 1) -> tuple[int, int]:
+        """1% new: k new students with one admission photo each; a tenth of a percent planted on old or new photos."""
+        rng = np.random.default_rng(seed)
+        first_row, first_student = len(self.vectors), int(self.student_of.max()) + 1
+        new = _unit(rng.standard_normal((k, DIM)).astype(np.float32))
+        planted = max(10, k // 100)
+        dst = rng.choice(k, planted, replace=False)
+        src = rng.choice(first_row + k, planted, replace=False)
+        keep = src != first_row + dst
+        src, dst = src[keep], dst[keep]
+        base = np.vstack([self.vectors, new])
+        new[dst] = _near(rng, base[src], rng.uniform(threshold, 0.95, len(src)).astype(np.float32))
+        self.vectors = np.vstack([self.vectors, new])
+        self.student_of = np.concatenate([self.student_of, np.arange(first_student, first_student + k)])
+        self.kinds = np.concatenate([self.kinds, np.array(["admission"] * k)])
+        self.new_planted = {(int(min(a, first_row + b)) + 1, int(max(a, first_row + b)) + 1) for a, b in zip(src, dst, strict=True)}
+        self.planted |= self.new_planted
+        return first_row, first_student
+
+
+def insert_rows(url: str, data: Dataset, start_row: int, start_student: int, pack_id: str, batch: int = 20_000) -> float:
+    """Bulk-insert students, photos and embeddings from the given row on (ids = row + 1); return seconds."""
+    t0 = time.monotonic()
+    db = open_database(url)
+    now = utcnow()
+    n = len(data.vectors)
+    with db.engine.begin() as conn:
+        sids = np.unique(data.student_of[start_row:])
+        for i in range(0, len(sids), batch):
+            conn.execute(insert(Student), [
+                {"id": int(s), "ksh": f"{s:014d}", "name": f"学生{s}", "student_no": f"S{s}", "college": "文学院", "status": "enrolled", "created_at": now, "updated_at": now}
+                for s in sids[i : i + batch]
+            ])
+        for i in range(start_row, n, batch):
+            rows = range(i, min(i + batch, n))
+            conn.execute(insert(Photo), [
+                {"id": r + 1, "student_id": int(data.student_of[r]), "kind": str(data.kinds[r]), "source": "", "sha256": f"{r + 1:064x}", "byte_size": 1,
+                 "check_status": "pass", "check_codes": [], "file_path": f"bench/{r + 1}", "is_current": True, "created_at": now}
+                for r in rows
+            ])
+            conn.execute(insert(Embedding), [
+                {"photo_id": r + 1, "pack_id": pack_id, "dim": DIM, "vector": data.vectors[r].astype("<f4").tobytes(), "created_at": now}
+                for r in rows
+            ])
+    db.dispose()
+    return time.monotonic() - t0
+
+
+def _child(home: str, url: str, full: bool, conn) -> None:
+    from verifier.sweep import Sweep, SweepOptions
+
+    settings = Settings(home=Path(home), id_key="bench-key-0123456789abcdef")
+    t0 = time.monotonic()
+    s = Sweep(SweepOptions(db_url=url, full=full, out_dir=Path(home) / "reports" / ("full" if full else "incremental"), workers=None), settings).run()
+    conn.send({
+        "wall_s": round(time.monotonic() - t0, 1),
+        "run_id": s.run_id, "mode": s.mode, "index": s.index, "counts": {k: int(v) for k, v in s.counts.items()},
+        "timings_s": {k: round(v, 1) for k, v in s.timings.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    })
+    conn.close()
+
+
+def run_sweep(home: Path, url: str, full: bool) -> dict:
+    """One sweep in a fresh spawned process (so its peak RSS is its own)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    proc = ctx.Process(target=_child, args=(str(home), url, full, child))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    result["load_before"] = load_before
+    return result
+
+
+def found_pairs(url: str, run_id: int) -> set[tuple[int, int]]:
+    db = open_database(url)
+    with db.session() as s:
+        rows = s.execute(select(DuplicateCandidate.photo_a_id, DuplicateCandidate.photo_b_id).where(DuplicateCandidate.last_sweep_id == run_id)).all()
+    db.dispose()
+    return {(a, b) for a, b in rows}
+
+
+def sampled_truth(data: Dataset, threshold: float, rows: np.ndarray) -> set[tuple[int, int]]:
+    """Every exact cross-student pair >= threshold with an end in `rows` (photo ids)."""
+    set_threads()
+    pairs = exact_pairs_of(data.vectors, rows, threshold)
+    keep = data.student_of[pairs.a] != data.student_of[pairs.b]
+    return {(int(a) + 1, int(b) + 1) for a, b in zip(pairs.a[keep], pairs.b[keep], strict=True)}
+
+
+def recall(truth: set, found: set) -> dict:
+    return {"pairs": len(truth), "found": len(truth & found), "recall": round(len(truth & found) / len(truth), 4) if truth else None}
+
+
+def bench(n: int, faces: np.ndarray, threshold: float, pack_id: str, keep: bool) -> dict:
+    home = Path(tempfile.mkdtemp(prefix=f"bench-sweep-{n}-"))
+    url = f"sqlite:///{home / 'verifier.db'}"
+    try:
+        upgrade(url)
+        data = Dataset(n, threshold, faces)
+        out: dict = {"n_photos": len(data.vectors), "students": int(data.student_of.max()), "planted": len(data.planted), "face_set_vectors": data.n_faces}
+        out["insert_s"] = round(insert_rows(url, data, 0, 1, pack_id), 1)
+        full = run_sweep(home, url, full=True)
+        found = found_pairs(url, full["run_id"])
+        rng = np.random.default_rng(7)
+        sample = np.sort(rng.choice(len(data.vectors), min(SAMPLE, len(data.vectors)), replace=False))
+        t = time.monotonic()
+        truth = sampled_truth(data, threshold, sample)
+        full["recall_planted"] = recall(data.planted, found)
+        full["recall_sampled_exact"] = {**recall(truth, found), "sample": len(sample), "ground_truth_s": round(time.monotonic() - t, 1)}
+        out["full"] = full
+        k = max(1, len(data.vectors) // 100)
+        first_row, first_student = data.add_new(k, threshold)
+        out["incremental_insert_s"] = round(insert_rows(url, data, first_row, first_student, pack_id), 1)
+        inc = run_sweep(home, url, full=False)
+        found_inc = found_pairs(url, inc["run_id"])
+        new_rows = np.arange(first_row, len(data.vectors))
+        truth_inc = sampled_truth(data, threshold, new_rows)
+        inc["new_photos_added"] = k
+        inc["recall_planted_new"] = recall(data.new_planted, found_inc)
+        inc["recall_exact_new"] = recall(truth_inc, found_inc)
+        out["incremental"] = inc
+        out["db_mb"] = round((home / "verifier.db").stat().st_size / 2**20)
+        index_dir = next((home / "index").iterdir())
+        out["index_mb"] = round(sum(f.stat().st_size for f in index_dir.iterdir()) / 2**20)
+        return out
+    finally:
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary homes")
+    args = ap.parse_args()
+    pack = load_pack(Settings.from_env().pack)
+    threshold = pack.thresholds.duplicate
+    faces = face_embeddings()
+    results = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "pack": pack.id, "threshold": threshold, "uptime_start": os.popen("uptime").read().strip(), "runs": {},
+    }
+    print(results["uptime_start"], flush=True)
+    for n in args.n:
+        results["runs"][n] = bench(n, faces, threshold, pack.id, args.keep)
+        print(json.dumps({n: results["runs"][n]}, ensure_ascii=False), flush=True)
+    results["uptime_end"] = os.popen("uptime").read().strip()
+    print(results["uptime_end"])
+    if args.json:
+        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
