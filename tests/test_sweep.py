@@ -295,3 +295,23 @@ def test_cli_import_sweep_and_last_run(home, sources, tmp_path, monkeypatch, cap
     assert main(["runs", "last", "--kind", "sweep"]) == 0
     assert '"status": "completed"' in capsys.readouterr().out
     assert (tmp_path / "rep" / "report.xlsx").is_file()
+
+
+def test_second_sweep_on_the_same_home_is_refused_while_one_runs(home, tmp_path):
+    import fcntl
+    import os
+
+    from verifier.reasons import VerifierError
+
+    (home.home / "index").mkdir(parents=True, exist_ok=True)
+    fd = os.open(home.home / "index" / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(VerifierError) as err:
+            sweep(home, tmp_path / "busy")
+        assert err.value.reason.code == "SWEEP_ALREADY_RUNNING"
+    finally:
+        os.close(fd)
+    with pytest.raises(VerifierError) as err:
+        Sweep(SweepOptions(threshold=1.5), home)
+    assert err.value.reason.code == "SWEEP_THRESHOLD_INVALID"

@@ -64,9 +64,13 @@ class IndexParams:
     nlist: int = 0
     nprobe: int = 0
 
-    def describe(self) -> str:
+    def describe(self, incremental: bool = False) -> str:
         """Short text for run records and reports."""
-        return "flat (exact)" if self.kind == "flat" else f"ivf nlist={self.nlist} nprobe={self.nprobe} (approximate, both directions)"
+        if self.kind == "flat":
+            return "flat (exact)"
+        if incremental:
+            return f"ivf nlist={self.nlist} nprobe={self.nprobe} (approximate; new photos probe {INCREMENTAL_PROBE_FACTOR * self.nprobe} lists)"
+        return f"ivf nlist={self.nlist} nprobe={self.nprobe} (approximate, both directions)"
 
 
 def choose_params(n: int, exact: bool = False, force_approximate: bool = False, exact_limit: int = EXACT_LIMIT) -> IndexParams:

@@ -194,6 +194,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     # Duplicate sweep
     ReasonCode("SWEEP_THRESHOLD_INVALID", _F, "重复人脸阈值无效（应在 0 与 1 之间）", "Duplicate-face threshold is invalid (between 0 and 1)", "sweep"),
     ReasonCode("SWEEP_OUT_UNWRITABLE", _F, "重复人脸筛查报告文件夹无法创建或写入", "The duplicate-sweep report folder cannot be created or written", "sweep"),
+    ReasonCode("SWEEP_ALREADY_RUNNING", _F, "另一个重复人脸筛查正在运行（同一数据目录）", "Another duplicate sweep is running on this home folder", "sweep"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}

@@ -15,8 +15,10 @@ resolved case adjudicated without a schema change.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -383,8 +385,27 @@ class Sweep:
             raise VerifierError("SWEEP_OUT_UNWRITABLE", detail=f"{out}: {exc.strerror}") from None
         return out
 
+    def _lock(self) -> int:
+        """Hold `<home>/index/.sweep.lock` for the sweep so two sweeps never write one index at once."""
+        folder = self.settings.home / "index"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(folder / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise VerifierError("SWEEP_ALREADY_RUNNING", detail=str(folder)) from None
+        return fd
+
     def run(self) -> SweepSummary:
         """Do the whole sweep; the run ends completed (exit 0) or failed with the error re-raised."""
+        lock = self._lock()
+        try:
+            return self._run()
+        finally:
+            os.close(lock)
+
+    def _run(self) -> SweepSummary:
         t0 = time.monotonic()
         set_threads(self.opt.workers)
         out_dir = self._out_dir()
@@ -418,7 +439,7 @@ class Sweep:
         summary.counts.update({f"embed_{k}": v for k, v in embedded.items()})
         summary.timings["embed"] = time.monotonic() - t
         index, pairs = self._search(db, summary)
-        summary.index = index.params.describe()
+        summary.index = index.params.describe(incremental=summary.mode == "incremental")
         t = time.monotonic()
         rows = self._record(db, index, pairs, summary.run_id, summary.counts)
         self._cases(db, rows, summary.counts)
