@@ -92,6 +92,7 @@ class PairSet:
 
     @classmethod
     def empty(cls) -> PairSet:
+        """No pairs."""
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
 
     def __len__(self) -> int:
@@ -157,6 +158,7 @@ class FaceIndex:
 
     @property
     def n(self) -> int:
+        """Number of indexed photos."""
         return int(self.ids.size)
 
     @classmethod

@@ -242,6 +242,8 @@ class Sweep:
         """The saved index when it belongs to this pack, kinds and database; else None and why not."""
         if index is None:
             return None, "no saved index"
+        if index.n == 0:
+            return None, "saved index is empty"
         want = self._index_meta(db)
         for key in ("pack", "kinds", "db"):
             if index.meta.get(key) != want[key]:

@@ -66,3 +66,10 @@ def test_sweep_on_each_database(db: Database, store: PhotoStore, home: Path, tmp
     assert third.counts["adjudicated_pairs"] == 1 and third.counts["cases_opened"] == 0
     fourth = _sweep(db, home, tmp_path, "r4")
     assert fourth.mode == "incremental" and fourth.counts["new_photos"] == 0
+
+
+def test_sweep_of_an_empty_store_completes_twice(db: Database, home: Path, tmp_path: Path) -> None:
+    first = _sweep(db, home, tmp_path, "e1")
+    second = _sweep(db, home, tmp_path, "e2")
+    assert first.counts["photos"] == second.counts["photos"] == 0 and second.counts["pairs"] == 0
+    assert (tmp_path / "e2" / "report.csv").is_file()
