@@ -244,6 +244,8 @@ class Sweep:
             return None, "no saved index"
         if index.n == 0:
             return None, "saved index is empty"
+        if float(index.meta.get("threshold", self.threshold)) > self.threshold:
+            return None, "threshold lowered since the last sweep"
         want = self._index_meta(db)
         for key in ("pack", "kinds", "db"):
             if index.meta.get(key) != want[key]:

@@ -66,6 +66,10 @@ def test_sweep_on_each_database(db: Database, store: PhotoStore, home: Path, tmp
     assert third.counts["adjudicated_pairs"] == 1 and third.counts["cases_opened"] == 0
     fourth = _sweep(db, home, tmp_path, "r4")
     assert fourth.mode == "incremental" and fourth.counts["new_photos"] == 0
+    stricter = _sweep(db, home, tmp_path, "r5", threshold=0.95)
+    assert stricter.mode == "incremental" and stricter.threshold_source == "--threshold"
+    back = _sweep(db, home, tmp_path, "r6")  # the pack's lower threshold again: old pairs must be searched again
+    assert back.mode == "full" and back.why == "threshold lowered since the last sweep" and back.counts["pairs"] == 4
 
 
 def test_sweep_of_an_empty_store_completes_twice(db: Database, home: Path, tmp_path: Path) -> None:
