@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import platform
 import random
 import socket
 import statistics
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
+from common import machine_line, write_section  # noqa: E402
 
 DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION = "## HTTP API (issue 7)"
@@ -216,7 +216,7 @@ def main() -> None:
     section = f"""{SECTION}
 
 Command: `.venv/bin/python benchmarks/bench_api.py --clients {args.clients} --seconds {args.seconds:g} --burst {args.burst} --write`  
-Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}, shared with other engineers; date {dt.datetime.now():%Y-%m-%d %H:%M}  
+Machine: {machine_line()}; date {dt.datetime.now():%Y-%m-%d %H:%M}  
 Load before: `{load_before}`  
 Load after: `{load_after}`  
 Whole machine busy during the sustained phase: {busy_cpu:.2f} of {os.cpu_count()} cores (server, clients and everyone else).
@@ -240,14 +240,7 @@ Targets:
 """
     print(section)
     if args.write:
-        text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-        start = text.find(SECTION)
-        if start < 0:
-            text = text.rstrip("\n") + "\n\n" + section
-        else:
-            nxt = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-        DOC.write_text(text, encoding="utf-8")
+        write_section(section)
 
 
 if __name__ == "__main__":

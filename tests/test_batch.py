@@ -181,3 +181,29 @@ def test_bad_roster_is_a_usage_error(tmp_path, cache_dir, cohort):
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert res.returncode == 2 and "ROSTER_" in res.stderr
+
+
+def test_ctrl_c_stops_after_work_in_flight_and_says_how_to_resume(cohort, tmp_path, cache_dir, first_run):
+    settings = _home(tmp_path, cache_dir)
+    proc = _cli(cohort, settings.home, tmp_path / "int", cache_dir)
+    db = open_database(settings.resolve_db_url(), settings=settings)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        with db.session() as s:
+            if s.scalar(select(func.count()).select_from(Comparison)) >= 4:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    with db.session() as s:
+        from verifier.store.models import Run
+
+        assert s.scalars(select(Run.status)).all() == ["interrupted"]
+    resumed = _cli(cohort, settings.home, tmp_path / "int2", cache_dir)
+    out, err = resumed.communicate(timeout=600)
+    db.dispose()
+    assert resumed.returncode == 0 and "(resumed)" in out, err
+    _, _, reference = first_run
+    assert (tmp_path / "int2" / "report.csv").read_bytes() == (reference / "out1" / "report.csv").read_bytes()

@@ -44,3 +44,17 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write bytes atomically (see atomic_open)."""
     with atomic_open(path, "wb", mode) as fh:
         fh.write(data)
+
+
+def writable_dir(path: Path, reason_code: str) -> Path:
+    """Create a private output folder and prove it is writable, or raise VerifierError(reason_code)."""
+    from .reasons import VerifierError
+
+    try:
+        ensure_private_dir(path)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise VerifierError(reason_code, detail=f"{path}: {exc.strerror}") from None
+    return path

@@ -32,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .fsutil import writable_dir
 from .index import EXACT_LIMIT, FaceIndex, PairSet, choose_params, set_threads
 from .packs import load_pack
 from .photo_import import embed_missing
@@ -379,15 +380,7 @@ class Sweep:
         db.transaction(write)
 
     def _out_dir(self) -> Path:
-        out = self.opt.out_dir or self.settings.home / "reports" / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
-        try:
-            out.mkdir(parents=True, exist_ok=True, mode=0o700)
-            probe = out / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise VerifierError("SWEEP_OUT_UNWRITABLE", detail=f"{out}: {exc.strerror}") from None
-        return out
+        return writable_dir(self.opt.out_dir or self.settings.home / "reports" / f"sweep-{datetime.now():%Y%m%d-%H%M%S}", "SWEEP_OUT_UNWRITABLE")
 
     def _lock(self) -> int:
         """Hold `<home>/index/.sweep.lock` for the sweep so two sweeps never write one index at once."""

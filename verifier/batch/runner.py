@@ -23,11 +23,13 @@ from datetime import datetime
 from pathlib import Path
 
 from ..checks import read_photo
+from ..fsutil import writable_dir
 from ..packs import load_pack
 from ..parallel import map_chunks
 from ..profiles import Profile, load_profile
 from ..reasons import VerifierError
-from ..roster import RosterLoad, Student as RosterStudent, load_roster
+from ..roster import RosterLoad, load_roster
+from ..roster import Student as RosterStudent
 from ..settings import Settings, cpu_count
 from ..store import embeddings
 from ..store.cases import open_case
@@ -244,15 +246,7 @@ class BatchRunner:
         return db.transaction(lambda s: start_run(s, RUN_KIND, params, actor=self.opt.actor).id), False
 
     def _out_dir(self) -> Path:
-        out = self.opt.out_dir or self.settings.home / "reports" / f"batch-{datetime.now():%Y%m%d-%H%M%S}"
-        try:
-            out.mkdir(parents=True, exist_ok=True, mode=0o700)
-            probe = out / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise VerifierError("BATCH_OUT_UNWRITABLE", detail=f"{out}: {exc.strerror}") from None
-        return out
+        return writable_dir(self.opt.out_dir or self.settings.home / "reports" / f"batch-{datetime.now():%Y%m%d-%H%M%S}", "BATCH_OUT_UNWRITABLE")
 
     def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:
         """One report row per roster student, from the store and the folders."""
