@@ -55,7 +55,10 @@ def thumbnail(data: bytes | None, width: int = THUMB_WIDTH) -> str | None:
     """A small JPEG as a data: URI, or None when there is no decodable picture."""
     if not data:
         return None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    buf = np.frombuffer(data, np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2)  # JPEG decodes at half size directly: 3-4x faster
+    if img is None or img.shape[1] < width:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         return None
     h, w = img.shape[:2]

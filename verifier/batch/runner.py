@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from ..checks import read_photo
 from ..fsutil import writable_dir
 from ..packs import load_pack
-from ..parallel import map_chunks
+from ..parallel import chunked, map_chunks
 from ..profiles import Profile, load_profile
 from ..reasons import VerifierError
 from ..roster import RosterLoad, load_roster
@@ -35,13 +37,14 @@ from ..store import embeddings
 from ..store.cases import open_case
 from ..store.comparisons import get_comparison, record_comparison
 from ..store.db import Database, open_database
-from ..store.models import Photo, Student
+from ..store.models import Photo
 from ..store.photos import add_photo, current_photo, set_check_result
 from ..store.photostore import PhotoStore, sha256_hex
 from ..store.runs import finish_run, latest_runs, start_run, update_counts
 from ..store.students import get_student, import_roster
 from .decision import Outcome, PhotoFindings, StudentDecision, decide_student, spec_issues
 from .report import BatchRow, write_reports
+from .snapshot import BLOCK, load_snapshot
 from .worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_students
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ STORE_DECISION = {
     StudentDecision.FAIL: "mismatch",
     StudentDecision.PHOTO_UNUSABLE: "unusable",
 }
+# Students written per transaction: a killed run loses at most these (and the chunks in flight).
+COMMIT_EVERY = 8
 CASE_FOR = {StudentDecision.FAIL: "comparison_failed", StudentDecision.REVIEW: "comparison_review"}
 
 
@@ -167,73 +172,78 @@ class BatchRunner:
         }
 
     def _plan(self, db: Database, roster: RosterLoad, counters: Counter, progress: Progress) -> Iterator[StudentJob]:
-        """Students whose photos or comparison still need work, with the bytes read for them."""
-        pack_id = self.pack.id
-        with db.session() as session:
-            for s in roster.students.values():
-                student = get_student(session, s.ksh)
+        """Students whose photos or comparison still need work, with the bytes read for them; block by block."""
+        for block in chunked(roster.students.values(), BLOCK):
+            with db.session() as session:
+                snap = load_snapshot(session, (s.ksh for s in block), self.pack.id)
+            for s in block:
+                student = snap.students.get(s.ksh)
                 files = self._files(s)
                 jobs: list[PhotoJob] = []
                 photos: dict[str, Photo | None] = {}
                 for kind, paths in files.items():
-                    photos[kind] = current_photo(session, student.id, kind) if student else None
+                    photos[kind] = cur = snap.photo(student, kind)
                     if not paths:
                         continue
                     try:
                         data = read_photo(paths[0])
                     except VerifierError:
                         continue  # reported from the folder at report time
-                    cur = photos[kind]
                     done = (
                         cur is not None
                         and cur.sha256 == sha256_hex(data)
                         and cur.check_status != "unchecked"
-                        and (findings_of(cur).blocking or embeddings.get_or_none(session, cur.id, pack_id) is not None)
+                        and (bool(findings_of(cur).blocking) or snap.vector(cur) is not None)
                     )
                     if not done:
                         jobs.append(PhotoJob(s.ksh, kind, paths[0].name, data, str(paths[0])))
                         photos[kind] = None
                 adm, grad = photos.get("admission"), photos.get("graduation")
-                compared = adm is not None and grad is not None and get_comparison(session, adm.id, grad.id, pack_id) is not None
+                compared = snap.comparison(adm, grad) is not None
                 needs_compare = not compared and bool(files["admission"] or adm) and bool(files["graduation"] or grad)
                 if jobs or needs_compare:
                     yield StudentJob(s.ksh, jobs)
                 else:
                     counters["unchanged"] += 1
                     progress.update()
-                session.expire_all()
 
-    def _commit(self, db: Database, job: StudentJob, works: list[PhotoWork], run_id: int) -> None:
-        """Store one student's photos, embeddings, comparison and case in one transaction."""
+    def _commit(self, db: Database, done: list[tuple[StudentJob, list[PhotoWork]]], run_id: int) -> None:
+        """Store a few students' photos, embeddings, comparisons and cases in one transaction."""
         pack_id = self.pack.id
 
-        def write(session) -> None:
+        def write_one(session, job: StudentJob, works: list[PhotoWork]) -> None:
             student = get_student(session, job.ksh)
             assert student is not None
+            photos: dict[str, Photo | None] = {}
+            vectors: dict[str, np.ndarray | None] = {}
             for pj, work in zip(job.photos, works, strict=True):
                 photo = add_photo(session, self.store, student, pj.kind, pj.data, pj.source, work.status, work.codes, work.width, work.height, actor=self.opt.actor)
                 set_check_result(session, photo, work.status, work.codes, actor=self.opt.actor)
                 if work.embedding is not None:
                     embeddings.put(session, photo.id, pack_id, work.embedding)
-            adm, grad = current_photo(session, student.id, "admission"), current_photo(session, student.id, "graduation")
+                photos[pj.kind], vectors[pj.kind] = photo, work.embedding
+            for kind in ("admission", "graduation"):
+                if kind not in photos:
+                    photos[kind] = current_photo(session, student.id, kind)
+                    vectors[kind] = embeddings.get_or_none(session, photos[kind].id, pack_id) if photos[kind] else None
+            adm, grad = photos["admission"], photos["graduation"]
             if adm is None or grad is None or get_comparison(session, adm.id, grad.id, pack_id) is not None:
                 return
-            outcome = self._decide(session, adm, grad)
+            outcome = self._decide(adm, grad, vectors["admission"], vectors["graduation"])
             rec = record_comparison(session, adm, grad, pack_id, outcome.score, STORE_DECISION[outcome.decision], [r.code for r in outcome.reasons], run_id)
             case_type = CASE_FOR.get(outcome.decision)
             if case_type and rec.created:
                 open_case(session, case_type, "comparison", rec.comparison.id, student.id, actor=self.opt.actor)
 
+        def write(session) -> None:
+            for job, works in done:
+                write_one(session, job, works)
+
         db.transaction(write)
 
-    def _decide(self, session, adm: Photo | None, grad: Photo | None) -> Outcome:
+    def _decide(self, adm: Photo | None, grad: Photo | None, a: np.ndarray | None, b: np.ndarray | None) -> Outcome:
         """The decision from stored photos, their checks and embeddings (the same at run and report time)."""
-        score = None
-        if adm is not None and grad is not None:
-            a = embeddings.get_or_none(session, adm.id, self.pack.id)
-            b = embeddings.get_or_none(session, grad.id, self.pack.id)
-            if a is not None and b is not None:
-                score = float(a @ b)
+        score = float(a @ b) if adm is not None and grad is not None and a is not None and b is not None else None
         return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds)
 
     def _find_run(self, db: Database) -> tuple[int, bool]:
@@ -249,14 +259,15 @@ class BatchRunner:
         return writable_dir(self.opt.out_dir or self.settings.home / "reports" / f"batch-{datetime.now():%Y%m%d-%H%M%S}", "BATCH_OUT_UNWRITABLE")
 
     def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:
-        """One report row per roster student, from the store and the folders."""
-        with db.session() as session:
-            for s in roster.students.values():
-                student: Student | None = get_student(session, s.ksh)
+        """One report row per roster student, from the store and the folders, block by block."""
+        for block in chunked(roster.students.values(), BLOCK):
+            with db.session() as session:
+                snap = load_snapshot(session, (s.ksh for s in block), self.pack.id)
+            for s in block:
+                student = snap.students.get(s.ksh)
                 files = self._files(s)
-                adm = current_photo(session, student.id, "admission") if student else None
-                grad = current_photo(session, student.id, "graduation") if student else None
-                outcome = self._decide(session, adm, grad)
+                adm, grad = snap.photo(student, "admission"), snap.photo(student, "graduation")
+                outcome = self._decide(adm, grad, snap.vector(adm), snap.vector(grad))
                 reasons = [r.code for r in outcome.reasons]
                 if outcome.decision is StudentDecision.MISSING_PHOTO:
                     unreadable = [self._read_error(files[k]) for k, p in (("admission", adm), ("graduation", grad)) if p is None and files[k]]
@@ -269,7 +280,6 @@ class BatchRunner:
                     adm.sha256 if adm is not None and adm.file_path else None,
                     grad.sha256 if grad is not None and grad.file_path else None,
                 )
-                session.expire_all()
 
     @staticmethod
     def _read_error(paths: list[Path]) -> str:
@@ -315,12 +325,20 @@ class BatchRunner:
             args = (self.pack.id, str(self.settings.model_dir) if self.settings.model_dir else None, self.profiles)
             try:
                 items = self._plan(db, roster, counters, progress)
+                done: list[tuple[StudentJob, list[PhotoWork]]] = []
                 for job, works in map_chunks(items, process_students, workers, init_worker, args, 4, stop=lambda: self._stop):
-                    self._commit(db, job, works, run_id)
-                    counters["processed"] += 1
-                    progress.update()
-                    if counters["processed"] % 500 == 0:
-                        db.transaction(lambda s: update_counts(s, run_id, dict(counters)))
+                    done.append((job, works))
+                    if len(done) >= COMMIT_EVERY:
+                        self._commit(db, done, run_id)
+                        counters["processed"] += len(done)
+                        progress.update(len(done))
+                        done = []
+                        if counters["processed"] % 500 < COMMIT_EVERY:
+                            db.transaction(lambda s: update_counts(s, run_id, dict(counters)))
+                if done:
+                    self._commit(db, done, run_id)
+                    counters["processed"] += len(done)
+                    progress.update(len(done))
             finally:
                 signal.signal(signal.SIGINT, previous)
                 progress.close()
