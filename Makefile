@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean reasons
+.PHONY: demo test venv clean reasons openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 reasons: $(STAMP)
 	$(BIN)/verifier reasons --markdown > docs/REASONS.md
+
+openapi: $(STAMP)
+	$(BIN)/verifier openapi --out docs/openapi.json
 
 clean:
 	rm -rf $(VENV) verifier-data demo-out
