@@ -70,7 +70,7 @@ def make_photos(folder: Path, count: int) -> list[bytes]:
 
 
 def cli_reference(folder: Path, workers: int = 2) -> float:
-    """Photos/s of the CLI pipeline (analyze_files over worker processes) on the same photos, pool start excluded."""
+    """Photos/s of the CLI pipeline (analyze_files over worker threads) on the same photos, pool start excluded."""
     from verifier.parallel import analyze_files
 
     paths = [str(p) for p in sorted(folder.glob("*.jpg"))]
@@ -228,7 +228,7 @@ Server: `verifier serve` (uvicorn, one process), default limits: {os.cpu_count()
 | {args.clients} clients, {s['wall']:.0f} s | {s['ok']} | {cps:.1f} compares/s = **{2 * cps:.1f} photos/s** | {p50:.0f} / {p95:.0f} / **{p99:.0f} ms** | {s['errors']} {s['error_kinds'] or ''} | {s['busy']} |
 | burst of {args.burst} at once | {b['ok']} | – | – | {b['errors']} | {b['busy']} (median answer {b['busy_p50_ms'] or 0:.0f} ms) |
 
-Peak server RSS: **{rss:.0f} MB**. CLI pipeline on the same photos in the same run (`analyze_files`, 2 worker processes, pool start excluded): {ref:.1f} photos/s.
+Peak server RSS: **{rss:.0f} MB**. CLI pipeline on the same photos in the same run (`analyze_files`, 2 threads sharing one pipeline, warm-up excluded): {ref:.1f} photos/s.
 Inference time from the server's `/metrics`: {'; '.join(infer) or '-'}.
 
 Targets:
