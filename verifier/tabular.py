@@ -17,7 +17,7 @@ from typing import Any
 
 from .fsutil import ensure_private_dir
 
-FORMULA_PREFIXES = ("=", "+", "-", "@")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t")
 
 
 def cell(value: Any) -> Any:

@@ -103,7 +103,7 @@ def test_exports(db: Database, store: PhotoStore, tmp_path: Path) -> None:
         cmp = comparisons.record_comparison(s, adm, grad, PACK, 0.12345, "mismatch", ["FACE_NOT_FOUND"]).comparison
         c1 = cases.open_case(s, "comparison_failed", "comparison", cmp.id, a.id).case
         cases.open_case(s, "identity_check", "student", b.id, b.id)
-        cases.start_review(s, c1.id, "r1")
+        cases.start_review(s, c1.id, "r1", note="pasted from a form\x01\x0b with control characters")
 
     with db.session() as s:
         out = tmp_path / "students.csv"

@@ -18,6 +18,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
 from ..fsutil import write_atomic
+from ..tabular import cell as safe_cell
 from .models import Comparison, Photo, ReviewCase, Student
 
 KINDS = ("cases", "comparisons", "students")
@@ -153,12 +154,6 @@ def table(session: Session, kind: str, state: str | None = None, college: str | 
     return builders[kind](session, state, college)
 
 
-def _safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def write(tbl: Table, fmt: str, out: Path) -> int:
     """Write a table to out (atomically, mode 0600); returns the number of data rows."""
     if fmt not in FORMATS:
@@ -171,7 +166,7 @@ def write(tbl: Table, fmt: str, out: Path) -> int:
         w = csv.writer(buf, lineterminator="\r\n")
         w.writerow(tbl.headers)
         for row in tbl.rows:
-            w.writerow(["" if v is None else _safe(v) for v in row])
+            w.writerow(["" if v is None else safe_cell(v) for v in row])
             n += 1
         write_atomic(out, ("\ufeff" + buf.getvalue()).encode("utf-8"))
         return n
@@ -191,7 +186,7 @@ def write(tbl: Table, fmt: str, out: Path) -> int:
         header.append(cell)
     ws.append(header)
     for row in tbl.rows:
-        ws.append([_safe(v) for v in row])
+        ws.append([safe_cell(v) for v in row])
         n += 1
     buf = io.BytesIO()
     wb.save(buf)
