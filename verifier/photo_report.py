@@ -16,6 +16,7 @@ from typing import Any
 
 from .checks import CheckResult
 from .fsutil import ensure_private_dir
+from .tabular import cell
 
 HEADERS = ["文件", "考生号", "规格", "结论", "原因代码", "原因", "测量值", "限值", "宽度", "高度", "文件大小（字节）", "人脸数"]
 STATUS_ZH = {"pass": "通过", "warn": "警告", "fail": "不通过"}
@@ -30,7 +31,7 @@ def report_row(result: CheckResult) -> list[Any]:
     """One spreadsheet row (Chinese-first) for one result."""
     m = result.metrics
     return [
-        _no_formula(result.file),
+        result.file,
         result.ksh or "",
         result.profile,
         STATUS_ZH[result.status],
@@ -43,18 +44,6 @@ def report_row(result: CheckResult) -> list[Any]:
         m.get("bytes", ""),
         m.get("face_count", ""),
     ]
-
-
-def _no_formula(text: str) -> str:
-    """Keep a file name from being read as a formula by Excel."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
-def _xlsx_safe(value: Any) -> Any:
-    """Drop control characters that XLSX cells cannot hold."""
-    if isinstance(value, str):
-        value = "".join(ch for ch in value if ch >= " " or ch in "\t\n")
-    return value
 
 
 class ReportWriter:
@@ -82,10 +71,10 @@ class ReportWriter:
 
     def add(self, result: CheckResult) -> None:
         """Write one result to all three files."""
-        row = report_row(result)
+        row = [cell(v) for v in report_row(result)]
         self._csv.writerow(row)
         self._jsonl.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-        self._sheet.append([_xlsx_safe(v) for v in row])
+        self._sheet.append(row)
         self.count += 1
 
     def close(self) -> list[Path]:
