@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,29 +34,11 @@ from .problems import ApiProblem
 FINAL = ("completed", "failed", "cancelled", "interrupted")
 
 
-def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
-    """Child process: load the roster (for the total), run the batch, report how it ended through the pipe."""
+def _in_child(conn: Any, work: Callable[[], dict[str, Any]]) -> None:
+    """Run a job's work in a child process and send how it ended through the pipe (SIGINT = cancel)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        from verifier.batch.runner import BatchRunner
-        from verifier.roster import load_roster
-
-        conn.send({"total": len(load_roster(options.roster).students)})
-        summary = BatchRunner(options, settings).run()
-        conn.send(
-            {
-                "state": "interrupted" if summary.interrupted else "completed",
-                "run_id": summary.run_id,
-                "summary": {
-                    "students": summary.students,
-                    "processed": summary.processed,
-                    "unchanged": summary.unchanged,
-                    "decisions": dict(summary.decisions),
-                    "reports": [p.name for p in summary.reports],
-                    "resumed": summary.resumed,
-                },
-            }
-        )
+        conn.send(work())
     except KeyboardInterrupt:
         conn.send({"state": "cancelled"})
     except VerifierError as exc:
@@ -64,6 +47,31 @@ def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
         conn.send({"state": "failed", "code": "API_INTERNAL_ERROR", "detail": type(exc).__name__})
     finally:
         conn.close()
+
+
+def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
+    """Child process: load the roster (for the total), run the batch, report how it ended."""
+
+    def work() -> dict[str, Any]:
+        from verifier.batch.runner import BatchRunner
+        from verifier.roster import load_roster
+
+        conn.send({"total": len(load_roster(options.roster).students)})
+        summary = BatchRunner(options, settings).run()
+        return {
+            "state": "interrupted" if summary.interrupted else "completed",
+            "run_id": summary.run_id,
+            "summary": {
+                "students": summary.students,
+                "processed": summary.processed,
+                "unchanged": summary.unchanged,
+                "decisions": dict(summary.decisions),
+                "reports": [p.name for p in summary.reports],
+                "resumed": summary.resumed,
+            },
+        }
+
+    _in_child(conn, work)
 
 
 def sweep_function() -> Any | None:
@@ -75,23 +83,21 @@ def sweep_function() -> Any | None:
 
 
 def _sweep_child(db_url: str, settings: Settings, workers: int, actor: str, full: bool, conn: Any) -> None:
-    """Child process: run the duplicate sweep (SIGINT ends it as an interrupted run) and report through the pipe."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    """Child process: run the duplicate sweep (SIGINT ends it as an interrupted run) and report how it ended."""
+
+    def work() -> dict[str, Any]:
         from verifier.sweep import Sweep, SweepOptions
 
         summary = Sweep(SweepOptions(db_url=db_url, workers=workers, actor=actor, full=full), settings).run()
-        conn.send({"state": "completed", "run_id": summary.run_id,
-                   "summary": {"mode": summary.mode, "index": summary.index, "threshold": summary.threshold,
-                               "counts": {k: int(v) for k, v in summary.counts.items()}, "reports": [p.name for p in summary.reports]}})
-    except KeyboardInterrupt:
-        conn.send({"state": "cancelled"})
-    except VerifierError as exc:
-        conn.send({"state": "failed", "code": exc.reason.code, "detail": str(exc.detail)[:300]})
-    except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed job
-        conn.send({"state": "failed", "code": "API_INTERNAL_ERROR", "detail": type(exc).__name__})
-    finally:
-        conn.close()
+        counts = {k: int(v) for k, v in summary.counts.items()}
+        return {
+            "state": "completed",
+            "run_id": summary.run_id,
+            "summary": {"mode": summary.mode, "index": summary.index, "threshold": summary.threshold, "counts": counts,
+                        "reports": [p.name for p in summary.reports]},
+        }
+
+    _in_child(conn, work)
 
 
 @dataclass
