@@ -7,9 +7,9 @@ Run from the repository root:
 It copies every one-person photo of the face set `--copies` times into a
 temporary SRC under distinct 14-digit 考生号 names (real sizes: 20 KB to
 900 KB, up to 2333x1434 px, JPEG and PNG), then times whole `fix_folder`
-runs with one inference thread per process: with the admission checks on
-every output (the real command), in one process and in one worker process
-per core, and without the checks (the fixer alone).
+runs with one inference thread per worker: with the admission checks on
+every output (the real command), on one thread and on one thread per core,
+and without the checks (the fixer alone).
 The best of `--repeat` runs is reported; the first, warm-up run is not counted.
 """
 
@@ -105,7 +105,7 @@ def section(timings: list[Timing], argv: list[str], n_sources: int, load: float)
         f"Date: {dt.date.today().isoformat()}; 1-minute load average before the runs: {load:.1f} (other work on the machine slows every number)",
         "",
         f"Input: {n_sources} source photos (the face set's one-person photos, copied under 考生号 names; "
-        "20 KB to 900 KB, up to 2333x1434 px, JPEG and PNG). One inference thread per process; best of the timed runs; "
+        "20 KB to 900 KB, up to 2333x1434 px, JPEG and PNG). One inference thread per worker thread, one pipeline; best of the timed runs; "
         "`verifier photos fix` uses all cores by default (`--workers`).",
         "Each photo: read, decode with EXIF orientation, detect, frame 295x413, binary search over JPEG quality "
         "to fit 51,200 bytes, atomic write; then the CSV/XLSX report and upload.zip.",
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = Pipeline.load(settings=Settings(cache_dir=work / "cache"), threads=1)
         profile = load_profile("admission")
         timings = [
-            measure("fix + admission checks, 1 process", src, work, pipeline, profile, FixOptions(), args.repeat),
-            measure(f"fix + admission checks, {cores} worker processes", src, work, pipeline, profile, FixOptions(), args.repeat, cores),
-            measure("fix only (no checks), 1 process", src, work, pipeline, profile, FixOptions(run_checks=False), args.repeat),
+            measure("fix + admission checks, 1 thread", src, work, pipeline, profile, FixOptions(), args.repeat),
+            measure(f"fix + admission checks, {cores} threads sharing the pipeline", src, work, pipeline, profile, FixOptions(), args.repeat, cores),
+            measure("fix only (no checks), 1 thread", src, work, pipeline, profile, FixOptions(run_checks=False), args.repeat),
         ]
     text = section(timings, argv, n, load)
     print(text)

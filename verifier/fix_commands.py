@@ -85,6 +85,6 @@ def register(photos_subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--pack", default=None, help="model pack id (default: sface-yunet-int8)")
     f.add_argument("--model-dir", type=Path, default=None, help="folder with the pack's ONNX files (InsightFace packs)")
     f.add_argument("--threads", type=int, default=None, help="inference threads for this process")
-    f.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    f.add_argument("--workers", type=int, default=None, help="worker threads sharing the pipeline (default: all cores)")
     f.set_defaults(func=cmd_fix)
     return f

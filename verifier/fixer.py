@@ -17,9 +17,7 @@ import os
 import re
 import time
 import zipfile
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +28,7 @@ from PIL import Image
 from .decode import DecodedImage
 from .framing import Framing, crop_box, frame_face
 from .fsutil import atomic_open, ensure_private_dir, write_atomic
+from .parallel import map_chunks
 from .pipeline import read_image_file
 from .reasons import Reason, Severity, VerifierError, reason
 from .results import Face
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
     from .profiles import Profile
     from .roster import RosterLoad
-    from .settings import Settings
 
 REPORT_CSV = "fix_report.csv"
 REPORT_XLSX = "fix_report.xlsx"
@@ -374,23 +372,6 @@ def _write_zip(path: Path, out: Path, names: list[str]) -> None:
             zf.write(out / name, arcname=name)
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(pack_id: str, settings: "Settings", profile: "Profile", options: FixOptions, roster_ksh: set[str] | None) -> None:
-    """Load one pipeline per worker process (one inference thread each)."""
-    from .pipeline import Pipeline
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER.update(pipeline=Pipeline.load(pack_id, threads=1, settings=settings), profile=profile, options=options, roster_ksh=roster_ksh)
-
-
-def _fix_in_worker(path: Path, ksh: str, display: str) -> FixResult:
-    """fix_photo inside a worker process."""
-    w = _WORKER
-    return fix_photo(path, w["pipeline"], w["profile"], ksh, w["options"], w["roster_ksh"], display=display)
-
-
 def _planned(src: Path, sources: list[Path], profile: "Profile", roster: "RosterLoad | None") -> Iterator[tuple[Path, str, str | None, FixResult | None]]:
     """(path, display name, 考生号, result when decided without opening the file) for every source, in order."""
     roster_ksh = set(roster.students) if roster is not None else None
@@ -420,22 +401,13 @@ def _fixed_in_order(
     roster_ksh: set[str] | None,
     workers: int,
 ) -> Iterator[FixResult]:
-    """Results in source order; with several workers, a bounded number of photos in flight."""
-    if workers <= 1:
-        for path, name, ksh, decided in plan:
-            yield decided or fix_photo(path, pipeline, profile, str(ksh), options, roster_ksh, display=name)
-        return
-    init = (pipeline.pack.id, pipeline.settings, profile, options, roster_ksh)
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
-        window: deque[FixResult | Future[FixResult]] = deque()
-        for path, name, ksh, decided in plan:
-            window.append(decided or pool.submit(_fix_in_worker, path, str(ksh), name))
-            while len(window) > 4 * workers:
-                item = window.popleft()
-                yield item.result() if isinstance(item, Future) else item
-        while window:
-            item = window.popleft()
-            yield item.result() if isinstance(item, Future) else item
+    """Results in source order over `workers` threads sharing the pipeline; rows decided without the file pass through."""
+
+    def fix(chunk: list[tuple[Path, str, str | None, FixResult | None]]) -> list[FixResult]:
+        return [decided or fix_photo(path, pipeline, profile, str(ksh), options, roster_ksh, display=name) for path, name, ksh, decided in chunk]
+
+    for _, result in map_chunks(plan, fix, workers, chunk_size=2):
+        yield result
 
 
 def fix_folder(
@@ -450,7 +422,7 @@ def fix_folder(
 ) -> FixReport:
     """Fix every photo under SRC into OUT; one result per source file, reports and upload.zip in OUT.
 
-    workers > 1 fixes photos in that many processes (each loads the pipeline's pack); OUT is written here only.
+    workers > 1 fixes photos on that many threads sharing the pipeline; OUT is written here only.
     """
     t0 = time.perf_counter()
     s, o = check_folders(src, out)
