@@ -358,3 +358,16 @@ def test_workers_give_the_same_results(run, pipeline, profile, tmp_path):
     assert one == two
     for name in report.zipped:
         assert (tmp_path / "out2" / name).read_bytes() == (run.out / name).read_bytes()
+
+
+def test_hostile_file_names_do_not_break_the_reports(tmp_path, pipeline, profile):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "=cmd|calc\x01\x0b.jpg").write_bytes(b"not an image")
+    report = fix_folder(src, out, pipeline, profile)
+    assert len(report.results) == 1
+    from openpyxl import load_workbook
+
+    wb = load_workbook(out / "fix_report.xlsx", read_only=True)
+    name = list(wb.active.iter_rows(values_only=True))[1][0]
+    assert name.startswith("'=") and "\x01" not in name

@@ -32,6 +32,7 @@ from .parallel import map_chunks
 from .pipeline import read_image_file
 from .reasons import Reason, Severity, VerifierError, reason
 from .results import Face
+from .tabular import cell
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -343,7 +344,7 @@ def _write_csv(path: Path, rows: Iterable[list[Any]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(REPORT_HEADERS)
-    writer.writerows(rows)
+    writer.writerows(["" if v is None else cell(v) for v in row] for row in rows)
     write_atomic(path, buf.getvalue().encode("utf-8-sig"))
 
 
@@ -356,7 +357,7 @@ def _write_xlsx(path: Path, rows: Iterable[list[Any]]) -> None:
     ws.title = "修复结果"
     ws.append(list(REPORT_HEADERS))
     for row in rows:
-        ws.append(row)
+        ws.append([cell(v) for v in row])
     ws.freeze_panes = "A2"
     for col, width in zip("ABCDEFGH", (28, 18, 18, 60, 22, 10, 10, 14)):
         ws.column_dimensions[col].width = width

@@ -34,6 +34,7 @@ from .decode import decode_image
 from .fsutil import ensure_private_dir, write_atomic
 from .reasons import Reason, VerifierError, reason
 from .roster import RosterLoad, Student
+from .tabular import cell, printable
 
 # Calibrated on the dev face set, each photo re-encoded at another size and quality:
 # 64-bit pHash: same picture 0-2, different people >= 18 (but unrelated synthetic pictures reach 6);
@@ -432,13 +433,6 @@ def reconcile(
     )
 
 
-def _csv_safe(value: Any) -> Any:
-    """Keep spreadsheet programs from running a cell as a formula (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def write_reconciliation(rec: Reconciliation, out_dir: Path) -> dict[str, Path]:
     """Write reconciliation.csv (UTF-8 with BOM, for Excel) and reconciliation.xlsx (summary + one sheet per category)."""
     from openpyxl import Workbook
@@ -452,7 +446,7 @@ def write_reconciliation(rec: Reconciliation, out_dir: Path) -> dict[str, Path]:
     writer = csv.writer(buf)
     writer.writerow(HEADERS)
     for r in rows:
-        writer.writerow([_csv_safe(c) for c in r.cells()])
+        writer.writerow(["" if c is None else cell(c) for c in r.cells()])
     csv_path = out_dir / "reconciliation.csv"
     write_atomic(csv_path, buf.getvalue().encode("utf-8-sig"))
 
@@ -460,12 +454,12 @@ def write_reconciliation(rec: Reconciliation, out_dir: Path) -> dict[str, Path]:
     bold = Font(bold=True)
 
     def text_cell(ws: Any, value: Any, header: bool = False) -> WriteOnlyCell:
-        cell = WriteOnlyCell(ws, value=value)
+        out = WriteOnlyCell(ws, value=printable(value))
         if isinstance(value, str):
-            cell.data_type = "s"  # never a formula, even if the text starts with "="
+            out.data_type = "s"  # never a formula, even if the text starts with "="
         if header:
-            cell.font = bold
-        return cell
+            out.font = bold
+        return out
 
     summary = wb.create_sheet("汇总")
     summary.append([text_cell(summary, "项目", True), text_cell(summary, "数量", True)])

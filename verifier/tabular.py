@@ -20,12 +20,18 @@ from .fsutil import ensure_private_dir
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t")
 
 
+def printable(value: Any) -> Any:
+    """Text without the control characters an XLSX cell cannot hold (tab and newline stay)."""
+    if isinstance(value, str):
+        return "".join(ch for ch in value if ch >= " " or ch in "\t\n")
+    return value
+
+
 def cell(value: Any) -> Any:
     """A value safe for a spreadsheet cell: no formula injection, no control characters."""
-    if isinstance(value, str):
-        value = "".join(ch for ch in value if ch >= " " or ch in "\t\n")
-        if value[:1] in FORMULA_PREFIXES:
-            return "'" + value
+    value = printable(value)
+    if isinstance(value, str) and value[:1] in FORMULA_PREFIXES:
+        return "'" + value
     return value
 
 
