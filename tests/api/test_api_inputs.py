@@ -189,11 +189,25 @@ def test_saturated_inference_is_503_with_retry_after() -> None:
     assert status == 503 and retry == "2" and running == 0
 
 
+class SlowPipeline:
+    """The real pipeline, with every compare held 0.5 s first: makes "slower than the timeout" independent of the machine."""
+
+    def __init__(self, pipeline) -> None:
+        self._pipeline = pipeline
+
+    def __getattr__(self, name: str):
+        return getattr(self._pipeline, name)
+
+    def compare(self, a, b):
+        time.sleep(0.5)
+        return self._pipeline.compare(a, b)
+
+
 def test_busy_and_timeout_through_http(tmp_path: Path, cache_dir: Path, pipeline, api_cohort) -> None:
-    """A server with one slot, no queue and a short timeout: concurrent compares see 503 + Retry-After; a slow one 504."""
+    """A server with one slot, no queue and a 0.2 s timeout: the request holding the slot (0.5 s) gets 504, the others 503 + Retry-After."""
     import httpx
 
-    env, client = open_env(tmp_path / "home", cache_dir, pipeline, api_inference_slots=1, api_inference_queue=0, api_timeout_s=0.05)
+    env, client = open_env(tmp_path / "home", cache_dir, SlowPipeline(pipeline), api_inference_slots=1, api_inference_queue=0, api_timeout_s=0.2)
     try:
         photo = (api_cohort.admission_dir / sorted(os.listdir(api_cohort.admission_dir))[0]).read_bytes()
 
@@ -203,9 +217,11 @@ def test_busy_and_timeout_through_http(tmp_path: Path, cache_dir: Path, pipeline
                 reqs = [ac.post("/api/v1/compare", headers=env.h("academic_affairs"), files={"a": ("a.jpg", photo), "b": ("b.jpg", photo)}) for _ in range(6)]
                 return await asyncio.gather(*reqs)
 
-        codes = [r.status_code for r in asyncio.run(burst())]
-        assert 503 in codes and 504 in codes, codes
-        time.sleep(2)
+        responses = asyncio.run(burst())
+        codes = [r.status_code for r in responses]
+        assert codes.count(504) == 1 and codes.count(503) == 5, codes
+        assert all(r.headers.get("retry-after") for r in responses if r.status_code == 503)
+        time.sleep(1)
     finally:
         client.__exit__(None, None, None)
         env.db.dispose()
