@@ -44,7 +44,7 @@ from ..store.runs import finish_run, latest_runs, start_run, update_counts
 from ..store.students import get_student, import_roster
 from .decision import Outcome, PhotoFindings, StudentDecision, decide_student, spec_issues
 from .report import BatchRow, write_reports
-from .snapshot import BLOCK, load_snapshot
+from .snapshot import BLOCK, Snapshot, load_snapshot
 from .worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_students
 
 log = logging.getLogger(__name__)
@@ -171,11 +171,16 @@ class BatchRunner:
             "graduation": photo_files(self.opt.graduation_dir, grad) if grad else [],
         }
 
-    def _plan(self, db: Database, roster: RosterLoad, counters: Counter, progress: Progress) -> Iterator[StudentJob]:
-        """Students whose photos or comparison still need work, with the bytes read for them; block by block."""
+    def _blocks(self, db: Database, roster: RosterLoad) -> Iterator[tuple[Snapshot, list[RosterStudent]]]:
+        """Roster students block by block, each block with one bulk read of its store state."""
         for block in chunked(roster.students.values(), BLOCK):
             with db.session() as session:
                 snap = load_snapshot(session, (s.ksh for s in block), self.pack.id)
+            yield snap, block
+
+    def _plan(self, db: Database, roster: RosterLoad, counters: Counter, progress: Progress) -> Iterator[StudentJob]:
+        """Students whose photos or comparison still need work, with the bytes read for them; block by block."""
+        for snap, block in self._blocks(db, roster):
             for s in block:
                 student = snap.students.get(s.ksh)
                 files = self._files(s)
@@ -260,9 +265,7 @@ class BatchRunner:
 
     def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:
         """One report row per roster student, from the store and the folders, block by block."""
-        for block in chunked(roster.students.values(), BLOCK):
-            with db.session() as session:
-                snap = load_snapshot(session, (s.ksh for s in block), self.pack.id)
+        for snap, block in self._blocks(db, roster):
             for s in block:
                 student = snap.students.get(s.ksh)
                 files = self._files(s)
