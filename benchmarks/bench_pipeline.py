@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import machine_line, write_section
+from common import TreeMemory, machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "BENCHMARKS.md"
@@ -126,60 +125,6 @@ def make_id_photos(n: int, out_dir: Path, seed: int) -> list[Photo]:
 # ---------------------------------------------------------------- measuring
 
 
-class PeakRss:
-    """Samples the summed RSS of this process and all its children every `interval` s (psutil)."""
-
-    def __init__(self, interval: float = 0.05):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.interval = interval
-        self.peak = 0
-        self.peak_processes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> int:
-        """Current summed RSS in bytes; updates the peak."""
-        import psutil
-
-        total, count = 0, 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-                count += 1
-            except psutil.Error:
-                pass
-        if total > self.peak:
-            self.peak, self.peak_processes = total, count
-        return total
-
-    def pss(self) -> int:
-        """Summed proportional set size now (shared pages counted once), bytes."""
-        import psutil
-
-        total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            try:
-                total += p.memory_full_info().pss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> "PeakRss":
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 class CpuShare:
     """Cores used by this process tree and by everything else on the machine, between start and `stop()`."""
 
@@ -249,7 +194,7 @@ def timed_run(results: Iterable[Any], n: int, skip: int, on_last: Callable[[], N
     return out, {"end_to_end": n / total, "steady": steady, "seconds": total}
 
 
-def measured(results: Iterable[Any], n: int, skip: int, meter: PeakRss | None = None) -> tuple[list[Any], dict[str, float]]:
+def measured(results: Iterable[Any], n: int, skip: int, meter: TreeMemory | None = None) -> tuple[list[Any], dict[str, float]]:
     """timed_run plus the CPU shares (and, with a meter, the PSS) taken when the last result arrives."""
     cpu = CpuShare()
     extra: dict[str, float] = {}
@@ -302,7 +247,7 @@ def phase_ours(paths: list[str], originals: list[str], workers: int, repeat: int
     pipeline = Pipeline.load(threads=1)
     load_s = time.perf_counter() - t1
     runs, rss = [], []
-    with PeakRss() as meter:
+    with TreeMemory(interval=0.05) as meter:
         list(analyze_files(paths[: CHUNK * workers], workers=workers, pipeline=pipeline))
         for _ in range(repeat):
             wait_quiet(QUIET_WAIT)
@@ -363,7 +308,7 @@ def phase_peer(paths: list[str], originals: list[str], workers: int, repeat: int
     n = len(paths)
     runs, rss, encodings = [], [], []
     for _ in range(repeat):
-        with PeakRss() as meter:
+        with TreeMemory(interval=0.05) as meter:
             with mp.get_context("fork").Pool(workers) as pool:
                 pool.map(_peer_one, paths[:workers], chunksize=1)
                 wait_quiet(QUIET_WAIT)

@@ -59,7 +59,7 @@ def write_section(section: str) -> None:
 
 
 class TreeMemory:
-    """Samples the summed RSS of a process and all its descendants; keeps the peak."""
+    """Samples the summed RSS of a process and all its descendants every `interval` s; keeps the peak."""
 
     def __init__(self, pid: int | None = None, interval: float = 0.2):
         import psutil
@@ -67,19 +67,38 @@ class TreeMemory:
         self.proc = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
+        self.peak_processes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _tree(self) -> list:
+        return [self.proc, *self.proc.children(recursive=True)]
+
     def sample(self) -> int:
+        """Summed RSS now (bytes); updates the peak and how many processes it covered."""
+        import psutil
+
+        total, count = 0, 0
+        for p in self._tree():
+            try:
+                total += p.memory_info().rss
+                count += 1
+            except psutil.Error:
+                pass
+        if total > self.peak:
+            self.peak, self.peak_processes = total, count
+        return total
+
+    def pss(self) -> int:
+        """Summed proportional set size now (shared pages counted once), bytes."""
         import psutil
 
         total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
+        for p in self._tree():
             try:
-                total += p.memory_info().rss
+                total += p.memory_full_info().pss
             except psutil.Error:
                 pass
-        self.peak = max(self.peak, total)
         return total
 
     def _run(self) -> None:
@@ -90,6 +109,7 @@ class TreeMemory:
                 return
 
     def __enter__(self) -> "TreeMemory":
+        self.sample()
         self._thread.start()
         return self
 
