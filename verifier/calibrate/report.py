@@ -133,7 +133,7 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
                         "reach such small probabilities directly, so a model of the upper impostor tail extrapolates:"))
     b.append(Block("list", [m.describe() for m in r.models]
                    + ([] if any(m.kind == "gpd" for m in r.models) else
-                      [f"Generalised Pareto fit skipped: the top 10% holds fewer than 100 impostor scores / 冒认对太少，未做广义帕累托尾部拟合"])))
+                      ["Generalised Pareto fit skipped: the top 10% holds fewer than 100 impostor scores / 冒认对太少，未做广义帕累托尾部拟合"])))
     b.append(Block("code", "\n".join(r.duplicate.lines())))
     rows = [["N 学生数", "pairs 比较对数", "per-pair FMR 每对允许误报率", "threshold 阈值", f"expected false pairs at {r.duplicate.current:.3f} 现值下预计误报"]]
     for t in r.duplicate.table:
