@@ -87,11 +87,9 @@ def openapi_json() -> str:
 
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print or write the OpenAPI document."""
-    text = openapi_json()
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    from verifier.fsutil import write_output
+
+    write_output(args.out or "-", openapi_json().encode("utf-8"), 0o644)
     return 0
 
 

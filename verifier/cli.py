@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from . import __version__
 from .reasons import VerifierError
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
+FOLLOW_ENV = "VERIFIER_FOLLOW_SYMLINKS"
 # Command groups living next to the code they drive; each exposes register(subparsers).
 # Order matters: store_commands adds `roster import|graduate` to the group roster_commands creates.
 COMMAND_MODULES = (
@@ -127,6 +129,8 @@ def cmd_reasons(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="verifier", description="照片核验与人脸比对 / photo checks and face comparison")
     p.add_argument("--version", action="version", version=f"verifier {__version__}")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="write an output path that is a symlink through to its target (refused by default)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def model_opts(sp: argparse.ArgumentParser) -> None:
@@ -165,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = os.environ.get(FOLLOW_ENV)
+    if args.follow_symlinks:
+        os.environ[FOLLOW_ENV] = "1"  # Settings.follow_symlinks, seen by every writer and worker of this command
     try:
         return args.func(args)
     except VerifierError as exc:
@@ -173,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    finally:
+        if args.follow_symlinks:
+            if previous is None:
+                os.environ.pop(FOLLOW_ENV, None)
+            else:
+                os.environ[FOLLOW_ENV] = previous
 
 
 if __name__ == "__main__":

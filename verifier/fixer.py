@@ -27,7 +27,7 @@ from PIL import Image
 
 from .decode import DecodedImage
 from .framing import Framing, crop_box, frame_face
-from .fsutil import atomic_open, ensure_private_dir, write_atomic
+from .fsutil import open_output, ensure_private_dir, write_output
 from .parallel import map_chunks
 from .pipeline import read_image_file
 from .reasons import Reason, Severity, VerifierError, reason
@@ -345,7 +345,7 @@ def _write_csv(path: Path, rows: Iterable[list[Any]]) -> None:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(REPORT_HEADERS)
     writer.writerows(["" if v is None else cell(v) for v in row] for row in rows)
-    write_atomic(path, buf.getvalue().encode("utf-8-sig"))
+    write_output(path, buf.getvalue().encode("utf-8-sig"))
 
 
 def _write_xlsx(path: Path, rows: Iterable[list[Any]]) -> None:
@@ -363,12 +363,12 @@ def _write_xlsx(path: Path, rows: Iterable[list[Any]]) -> None:
         ws.column_dimensions[col].width = width
     buf = io.BytesIO()
     wb.save(buf)
-    write_atomic(path, buf.getvalue())
+    write_output(path, buf.getvalue())
 
 
 def _write_zip(path: Path, out: Path, names: list[str]) -> None:
     """upload.zip with the given photos at its top level, written atomically with mode 0600."""
-    with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+    with open_output(path, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in names:
             zf.write(out / name, arcname=name)
 
@@ -438,7 +438,7 @@ def fix_folder(
     for r in _fixed_in_order(_planned(s, sources, profile, roster), pipeline, profile, options, roster_ksh, workers):
         if r.data is not None:
             r.output = f"{r.ksh}.jpg"
-            write_atomic(o / r.output, r.data)
+            write_output(o / r.output, r.data)
             r.data = None
         results.append(r)
         if progress is not None:

@@ -39,6 +39,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .fsutil import ensure_private_dir, open_output, write_output
 from .settings import cpu_count
 
 EXACT_LIMIT = 120_000
@@ -214,19 +215,17 @@ class FaceIndex:
     def save(self, folder: Path, meta: dict[str, Any]) -> None:
         """Write the index atomically: a temporary sibling folder renamed over the old one."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(folder.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             arrays = {"ids": self.ids, "students": self.students, "vectors": self.vectors}
             if self.centroids is not None and self.probes is not None:
                 arrays.update(centroids=self.centroids, probes=self.probes)
             for name, arr in arrays.items():
-                with open(tmp / f"{name}.npy", "wb") as fh:
+                with open_output(tmp / f"{name}.npy", "wb") as fh:
                     np.save(fh, arr)
-                    fh.flush()
-                    os.fsync(fh.fileno())
             body = {**meta, "format": FORMAT, "params": asdict(self.params), "n": self.n, "trained_n": self.trained_n}
-            (tmp / "meta.json").write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+            write_output(tmp / "meta.json", json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8"))
             old = None
             if folder.exists():
                 old = folder.parent / f".{folder.name}.old.{os.getpid()}"

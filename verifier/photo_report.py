@@ -7,15 +7,12 @@ name only when complete (temp file + rename).
 from __future__ import annotations
 
 import csv
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .checks import CheckResult
-from .fsutil import ensure_private_dir
+from .fsutil import OutputFile, writable_dir
 from .tabular import cell
 
 HEADERS = ["文件", "考生号", "规格", "结论", "原因代码", "原因", "测量值", "限值", "宽度", "高度", "文件大小（字节）", "人脸数"]
@@ -52,22 +49,20 @@ class ReportWriter:
     def __init__(self, out_dir: Path):
         from openpyxl import Workbook
 
-        self.out_dir = ensure_private_dir(Path(out_dir))
-        self._tmp: dict[str, str] = {}
-        self._csv_fh = self._open(CSV_NAME, "w", encoding="utf-8-sig", newline="")
-        self._csv = csv.writer(self._csv_fh)
+        self.out_dir = writable_dir(Path(out_dir), "OUTPUT_NOT_WRITABLE")
+        self._csv_out = OutputFile(self.out_dir / CSV_NAME, "w", encoding="utf-8-sig", newline="")
+        self._csv = csv.writer(self._csv_out.fh)
         self._csv.writerow(HEADERS)
-        self._jsonl = self._open(JSONL_NAME, "w", encoding="utf-8")
+        try:
+            self._jsonl_out = OutputFile(self.out_dir / JSONL_NAME, "w", encoding="utf-8")
+        except BaseException:
+            self._csv_out.discard()
+            raise
+        self._jsonl = self._jsonl_out.fh
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet("照片检查")
         self._sheet.append(HEADERS)
         self.count = 0
-
-    def _open(self, name: str, mode: str, **kw: Any) -> io.TextIOWrapper:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out_dir)
-        os.fchmod(fd, 0o600)
-        self._tmp[name] = tmp
-        return os.fdopen(fd, mode, **kw)
 
     def add(self, result: CheckResult) -> None:
         """Write one result to all three files."""
@@ -79,27 +74,16 @@ class ReportWriter:
 
     def close(self) -> list[Path]:
         """Finish the files and move them to their final names."""
-        for fh in (self._csv_fh, self._jsonl):
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-        fd, tmp = tempfile.mkstemp(prefix=f".{XLSX_NAME}.", suffix=".tmp", dir=self.out_dir)
-        os.close(fd)
-        os.chmod(tmp, 0o600)
-        self._book.save(tmp)
-        self._tmp[XLSX_NAME] = tmp
-        out = []
-        for name, tmp in self._tmp.items():
-            os.replace(tmp, self.out_dir / name)
-            out.append(self.out_dir / name)
-        return out
+        xlsx_out = OutputFile(self.out_dir / XLSX_NAME, "wb")
+        try:
+            self._book.save(xlsx_out.fh)
+        except BaseException:
+            xlsx_out.discard()
+            self.discard()
+            raise
+        return [self._csv_out.commit(), self._jsonl_out.commit(), xlsx_out.commit()]
 
     def discard(self) -> None:
         """Remove the temporary files (after an error)."""
-        for fh in (self._csv_fh, self._jsonl):
-            fh.close()
-        for tmp in self._tmp.values():
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        self._csv_out.discard()
+        self._jsonl_out.discard()

@@ -57,6 +57,11 @@ _F, _W = Severity.FAIL, Severity.WARN
 _TABLE: tuple[ReasonCode, ...] = (
     # Reading files
     ReasonCode("FILE_NOT_FOUND", _F, "文件不存在", "File does not exist", "file"),
+    ReasonCode("OUTPUT_IS_SYMLINK", _F, "输出路径是符号链接，已拒绝写入（如确需写入链接目标，请加 --follow-symlinks）", "Output path is a symlink; refused (--follow-symlinks writes the link's target)", "file"),
+    ReasonCode("OUTPUT_IS_DIRECTORY", _F, "输出路径是文件夹，无法作为文件写入", "Output path is a folder, not a file", "file"),
+    ReasonCode("OUTPUT_NOT_A_FILE", _F, "输出路径是套接字或块设备，已拒绝写入", "Output path is a socket or a block device; refused", "file"),
+    ReasonCode("OUTPUT_NOT_WRITABLE", _F, "输出路径无法检查或写入", "Output path cannot be examined or written", "file"),
+    ReasonCode("FONT_CJK_MISSING", _F, "缺少中文字体（请安装 pylopdf-fonts-zh-cn）", "No Chinese font installed (install pylopdf-fonts-zh-cn)", "file"),
     ReasonCode("FILE_UNREADABLE", _F, "文件无法读取（权限或 I/O 错误）", "File cannot be read (permission or I/O error)", "file"),
     ReasonCode("FILE_IS_DIRECTORY", _F, "路径是文件夹而不是文件", "Path is a directory, not a file", "file"),
     ReasonCode("FILE_EMPTY", _F, "文件为空（0 字节）", "File is empty (0 bytes)", "file"),

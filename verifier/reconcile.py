@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from .decode import decode_image
-from .fsutil import ensure_private_dir, write_atomic
+from .fsutil import ensure_private_dir, write_output
 from .reasons import Reason, VerifierError, reason
 from .roster import RosterLoad, Student
 from .tabular import cell, printable
@@ -448,7 +448,7 @@ def write_reconciliation(rec: Reconciliation, out_dir: Path) -> dict[str, Path]:
     for r in rows:
         writer.writerow(["" if c is None else cell(c) for c in r.cells()])
     csv_path = out_dir / "reconciliation.csv"
-    write_atomic(csv_path, buf.getvalue().encode("utf-8-sig"))
+    write_output(csv_path, buf.getvalue().encode("utf-8-sig"))
 
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
@@ -489,5 +489,5 @@ def write_reconciliation(rec: Reconciliation, out_dir: Path) -> dict[str, Path]:
     xbuf = io.BytesIO()
     wb.save(xbuf)
     xlsx_path = out_dir / "reconciliation.xlsx"
-    write_atomic(xlsx_path, xbuf.getvalue())
+    write_output(xlsx_path, xbuf.getvalue())
     return {"csv": csv_path, "xlsx": xlsx_path}

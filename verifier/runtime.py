@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from .fsutil import write_atomic
+from .fsutil import write_output
 from .graph_repair import REPAIR_VERSION, RepairOptions, repair_model
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ def prepared_model(data: bytes, source_sha256: str, options: RepairOptions, cach
     repaired = repair_model(data, options)
     if cache_dir is not None:
         try:
-            write_atomic(path, repaired)
-            write_atomic(digest_path, hashlib.sha256(repaired).hexdigest().encode())
+            write_output(path, repaired)
+            write_output(digest_path, hashlib.sha256(repaired).hexdigest().encode())
         except OSError as exc:
             log.warning("cannot write the model cache (%s); continuing without it", exc.__class__.__name__)
     return repaired

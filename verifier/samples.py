@@ -20,6 +20,7 @@ import numpy as np
 
 from .faceset import group_images, identity_of, single_face_images
 from .framing import Framing, frame_face
+from .fsutil import open_output, write_output
 from .pipeline import Pipeline
 from .results import Face
 
@@ -91,7 +92,7 @@ def make_cohort(
     adm_dir.mkdir(parents=True, exist_ok=True)
     grad_dir.mkdir(parents=True, exist_ok=True)
     cohort = Cohort(out / "roster.csv", adm_dir, grad_dir)
-    with open(cohort.roster, "w", encoding="utf-8-sig", newline="") as fh:
+    with open_output(cohort.roster, "w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["考生号", "姓名", "学号", "身份证号", "学院", "学习中心", "入学批次"])
         for i in range(n):
@@ -103,7 +104,7 @@ def make_cohort(
             shots = sources[person]
             adm_pick = rng.randrange(len(shots))
             adm_img, adm_face = shots[adm_pick]
-            (adm_dir / f"{ksh}.jpg").write_bytes(_jpeg(_vary(adm_img, adm_face, ADMISSION, rng), rng.randint(60, 95), 51_200))
+            write_output(adm_dir / f"{ksh}.jpg", _jpeg(_vary(adm_img, adm_face, ADMISSION, rng), rng.randint(60, 95), 51_200))
             roll = rng.random()
             if roll < missing_rate:
                 cohort.expected[ksh] = "missing"
@@ -111,7 +112,7 @@ def make_cohort(
             if roll < missing_rate + unusable_rate and groups:
                 cohort.expected[ksh] = "unusable"
                 group = groups[rng.randrange(len(groups))]
-                (grad_dir / f"{ksh}.jpg").write_bytes(_jpeg(cv2.resize(group, (480, 640)), 85))
+                write_output(grad_dir / f"{ksh}.jpg", _jpeg(cv2.resize(group, (480, 640)), 85))
                 continue
             if roll < missing_rate + unusable_rate + impostor_rate:
                 cohort.expected[ksh] = "impostor"
@@ -121,5 +122,5 @@ def make_cohort(
                 cohort.expected[ksh] = "genuine"
                 others = [k for k in range(len(shots)) if k != adm_pick] or [adm_pick]
                 grad_img, grad_face = shots[rng.choice(others)]
-            (grad_dir / f"{ksh}.jpg").write_bytes(_jpeg(_vary(grad_img, grad_face, GRADUATION, rng), rng.randint(70, 95)))
+            write_output(grad_dir / f"{ksh}.jpg", _jpeg(_vary(grad_img, grad_face, GRADUATION, rng), rng.randint(70, 95)))
     return cohort

@@ -25,6 +25,8 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     db_url: str | None = None
     id_key: str | None = field(default=None, repr=False)
+    # Outputs that are symlinks are refused unless this is set (--follow-symlinks, VERIFIER_FOLLOW_SYMLINKS=1).
+    follow_symlinks: bool = False
     # HTTP API (`verifier serve`): request body cap, pixel cap for uploads, per-request timeout,
     # inference slots (0 = one per core) and how many requests may wait for one before a 503.
     api_max_body_bytes: int = 2 * 1024 * 1024
@@ -57,6 +59,8 @@ class Settings:
             kw["db_url"] = e["VERIFIER_DB"]
         if e.get("VERIFIER_ID_KEY"):
             kw["id_key"] = e["VERIFIER_ID_KEY"]
+        if e.get("VERIFIER_FOLLOW_SYMLINKS"):
+            kw["follow_symlinks"] = e["VERIFIER_FOLLOW_SYMLINKS"].strip().lower() in ("1", "true", "yes")
         for var, name, kind in _API_ENV:
             if e.get(var):
                 kw[name] = kind(e[var])
@@ -94,21 +98,9 @@ class Settings:
         if not path.exists():
             import secrets
 
-            from .fsutil import ensure_private_dir
+            from .fsutil import create_exclusive
 
-            ensure_private_dir(self.home)
-            tmp = self.home / f".id.key.{os.getpid()}.{secrets.token_hex(4)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)  # fails if another process created the key first; theirs wins
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
+            create_exclusive(path, (secrets.token_hex(32) + "\n").encode("ascii"))  # another process's key wins
         key = path.read_text(encoding="ascii").strip()
         if len(key) < 16:
             raise VerifierError("STORE_ID_KEY_INVALID", detail=f"{path} holds fewer than 16 characters")

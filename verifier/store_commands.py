@@ -145,10 +145,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     database = open_database(args.db, settings=_settings())
     try:
         with database.session() as s:
-            n = export.export(s, args.what, args.format, Path(args.out), state=args.state, college=args.college)
+            n = export.export(s, args.what, args.format, args.out, state=args.state, college=args.college)
     finally:
         database.dispose()
-    print(f"{n} rows -> {args.out}")
+    print(f"{n} rows -> {'standard output' if args.out == '-' else args.out}", file=sys.stderr if args.out == "-" else sys.stdout)
     return EXIT_OK
 
 
@@ -208,7 +208,7 @@ def register(subparsers: Any) -> None:
     e = subparsers.add_parser("export", help="导出 / export cases, comparisons or students")
     e.add_argument("what", choices=KINDS)
     e.add_argument("--format", choices=FORMATS, required=True)
-    e.add_argument("--out", required=True)
+    e.add_argument("--out", required=True, help="file to write, or - for standard output")
     e.add_argument("--state", default=None, help="cases: open|in_review|resolved; comparisons: match|review|mismatch|unusable; students: enrolled|graduated|withdrawn")
     e.add_argument("--college", default=None)
     _db_opt(e)

@@ -8,14 +8,13 @@ by side (thumbnails embedded) so a reviewer can judge from the one file.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from sqlalchemy import select
 
 from .batch.report import MAX_HTML_THUMBS, THUMB_WIDTH, thumbnail
+from .fsutil import write_output
 from .reasons import VerifierError
 from .store.db import Database
 from .store.models import Photo, Student
@@ -75,11 +74,7 @@ def write_sweep_reports(db: Database, store: PhotoStore, rows: list, out_dir: Pa
         raise
     csv_path, xlsx_path = table.close()
     page = _html(ordered, photos, students, store, label)
-    fd, tmp = tempfile.mkstemp(prefix=".report.html.", suffix=".tmp", dir=out_dir)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, Path(out_dir) / "report.html")
+    write_output(Path(out_dir) / "report.html", page.encode("utf-8"))
     return [csv_path, xlsx_path, Path(out_dir) / "report.html"]
 
 

@@ -9,13 +9,11 @@ spreadsheet would run as a formula is neutralised.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .fsutil import ensure_private_dir
+from .fsutil import OutputFile, ensure_private_dir
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t")
 
@@ -35,13 +33,6 @@ def cell(value: Any) -> Any:
     return value
 
 
-def _tmp(out_dir: Path, name: str) -> str:
-    fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    os.chmod(path, 0o600)
-    return path
-
-
 class TableWriter:
     """One table streamed to `<stem>.csv` and the first sheet of `<stem>.xlsx`.
 
@@ -53,9 +44,8 @@ class TableWriter:
 
         self.out_dir = ensure_private_dir(Path(out_dir))
         self.stem = stem
-        self._csv_tmp = _tmp(self.out_dir, f"{stem}.csv")
-        self._fh = open(self._csv_tmp, "w", encoding="utf-8-sig", newline="")
-        self._csv = csv.writer(self._fh)
+        self._csv_out = OutputFile(self.out_dir / f"{stem}.csv", "w", encoding="utf-8-sig", newline="")
+        self._csv = csv.writer(self._csv_out.fh)
         self._csv.writerow(columns)
         self._book = Workbook(write_only=True)
         self._main = self._book.create_sheet(sheet)
@@ -77,21 +67,15 @@ class TableWriter:
 
     def close(self) -> tuple[Path, Path]:
         """Flush, fsync and move both files to their final names."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        xlsx_tmp = _tmp(self.out_dir, f"{self.stem}.xlsx")
-        self._book.save(xlsx_tmp)
-        csv_path, xlsx_path = self.out_dir / f"{self.stem}.csv", self.out_dir / f"{self.stem}.xlsx"
-        os.replace(self._csv_tmp, csv_path)
-        os.replace(xlsx_tmp, xlsx_path)
-        return csv_path, xlsx_path
+        xlsx_out = OutputFile(self.out_dir / f"{self.stem}.xlsx", "wb")
+        try:
+            self._book.save(xlsx_out.fh)
+        except BaseException:
+            xlsx_out.discard()
+            self._csv_out.discard()
+            raise
+        return self._csv_out.commit(), xlsx_out.commit()
 
     def discard(self) -> None:
         """Drop the temp files after an error."""
-        self._fh.close()
-        for path in (self._csv_tmp,):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        self._csv_out.discard()

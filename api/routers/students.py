@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from fastapi.responses import Response
 
 from verifier.batch.decision import StudentDecision, decide_student
+from verifier.fsutil import write_output
 from verifier.batch.runner import CASE_FOR, STORE_DECISION, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
 from verifier.reasons import REASONS, Severity
@@ -73,7 +74,7 @@ async def import_roster_file(
     def work() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="roster-") as tmp:
             path = FsPath(tmp) / f"api-upload{suffix}"
-            path.write_bytes(data)
+            write_output(path, data)
             roster = load_roster(path)
         refused: list[RejectedRow] = []
         if who.scoped:

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..fsutil import atomic_open
+from ..fsutil import open_output
 from ..reasons import REASONS
 from ..tabular import TableWriter
 from .decision import DECISION_ZH, FLAGGED, StudentDecision
@@ -140,6 +140,6 @@ def write_reports(
         table.discard()
         raise
     csv_path, xlsx_path = table.close()
-    with atomic_open(Path(out_dir) / "report.html", "w", encoding="utf-8") as fh:
+    with open_output(Path(out_dir) / "report.html", "w", encoding="utf-8") as fh:
         fh.write(_html_page(flagged, counts, photo, run_label))
     return [csv_path, xlsx_path, Path(out_dir) / "report.html"], counts

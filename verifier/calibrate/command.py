@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fsutil import write_output
 from ..packs import Pack, load_pack, parse_manifest
 from ..reasons import VerifierError
 from ..settings import Settings, cpu_count
@@ -118,7 +119,7 @@ def write_manifest_thresholds(path: Path, rec: Recommendation, method: str, data
     previous.update({k: th[k] for k in ("accept", "reject", "duplicate") if k in th})
     th["accept"], th["reject"], th["duplicate"] = rec.accept.value, rec.reject.value, rec.duplicate.value
     th["source"] = {"method": method, "data": data, "date": date, "previous": previous}
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_output(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644)  # a manifest is a public source file, not personal data
 
 
 def _method_text(rec: Recommendation, args: argparse.Namespace, previous_method: str) -> str:
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
             "failing": [p.__dict__ for p in band.failing]},
         "plots": names,
     }
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_output(out / "metrics.json", (json.dumps(_jsonable(metrics), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
     print(format_table(side_by_side([own, *peers])))
     print()

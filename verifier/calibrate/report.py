@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import write_output
 from ..results import Thresholds
 from .metrics import ConfidenceInterval
 from .peers import SystemResult, side_by_side
@@ -300,6 +301,6 @@ def write_reports(report: CalibrationReport, out: Path) -> tuple[Path, Path]:
     """report.md and report.html in `out`."""
     blocks = build_blocks(report)
     md, page = out / "report.md", out / "report.html"
-    md.write_text(to_markdown(blocks), encoding="utf-8")
-    page.write_text(to_html(blocks, f"Calibration — {report.pack_id}"), encoding="utf-8")
+    write_output(md, to_markdown(blocks).encode("utf-8"))
+    write_output(page, to_html(blocks, f"Calibration — {report.pack_id}").encode("utf-8"))
     return md, page

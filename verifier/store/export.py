@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
-from ..fsutil import write_atomic
+from ..fsutil import write_output
 from ..tabular import cell as safe_cell
 from .models import Comparison, Photo, ReviewCase, Student
 
@@ -154,7 +154,7 @@ def table(session: Session, kind: str, state: str | None = None, college: str | 
     return builders[kind](session, state, college)
 
 
-def write(tbl: Table, fmt: str, out: Path) -> int:
+def write(tbl: Table, fmt: str, out: Path | str) -> int:
     """Write a table to out (atomically, mode 0600); returns the number of data rows."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
@@ -168,7 +168,7 @@ def write(tbl: Table, fmt: str, out: Path) -> int:
         for row in tbl.rows:
             w.writerow(["" if v is None else safe_cell(v) for v in row])
             n += 1
-        write_atomic(out, ("\ufeff" + buf.getvalue()).encode("utf-8"))
+        write_output(out, ("\ufeff" + buf.getvalue()).encode("utf-8"))
         return n
     import io
 
@@ -190,10 +190,10 @@ def write(tbl: Table, fmt: str, out: Path) -> int:
         n += 1
     buf = io.BytesIO()
     wb.save(buf)
-    write_atomic(out, buf.getvalue())
+    write_output(out, buf.getvalue())
     return n
 
 
-def export(session: Session, kind: str, fmt: str, out: Path, state: str | None = None, college: str | None = None) -> int:
+def export(session: Session, kind: str, fmt: str, out: Path | str, state: str | None = None, college: str | None = None) -> int:
     """Export one kind to a file; returns the row count."""
     return write(table(session, kind, state, college), fmt, out)

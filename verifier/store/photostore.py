@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fsutil import write_atomic
+from ..fsutil import write_output
 from ..reasons import VerifierError
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -72,7 +72,7 @@ class PhotoStore:
         if target.is_file() and target.stat().st_size == len(data) and sha256_hex(target.read_bytes()) == sha:
             return StoredFile(sha, self.rel_path(sha), len(data), created=False)
         _private_dirs(self.root, (sha[:2], sha[2:4]))
-        write_atomic(target, data, mode=0o600)
+        write_output(target, data, mode=0o600)
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # make the rename itself durable
