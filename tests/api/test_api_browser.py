@@ -65,6 +65,36 @@ def live(tmp_path_factory, cache_dir, pipeline, api_cohort) -> Iterator[Env]:
     db.dispose()
 
 
+def _assert_chinese_renders(context, page, tmp_path: Path) -> None:
+    """The heading is drawn with real CJK glyphs, not tofu, on a machine that may have no CJK font of its own.
+
+    The browser reports which font drew the heading's glyphs; and a screenshot of the heading is compared with
+    one of four private-use code points in the same style, which no font covers (tofu for certain).
+    """
+    import numpy as np
+    from PIL import Image
+
+    page.evaluate("document.fonts.ready.then(() => true)")
+    cdp = context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    h1 = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "h1"})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": h1})["fonts"]
+    assert sum(f["glyphCount"] for f in fonts if "CJK" in f["familyName"] or "YaHei" in f["familyName"] or "Noto Sans SC" in f["familyName"]) == 4, fonts
+    page.evaluate("""() => { const h = document.querySelector('h1'); const t = h.cloneNode(); t.id = 'tofu';
+                     t.textContent = '\\ue000\\ue001\\ue002\\ue003'; h.after(t); }""")
+    shots = {}
+    for sel in ("h1:not(#tofu)", "#tofu"):
+        path = tmp_path / f"{sel.strip('#:()').replace(':', '-')}.png"
+        page.locator(sel).screenshot(path=str(path))
+        shots[sel] = np.asarray(Image.open(path).convert("L"), dtype=np.int16)
+    page.evaluate("document.getElementById('tofu').remove()")
+    real, tofu = shots.values()
+    h, w = min(real.shape[0], tofu.shape[0]), min(real.shape[1], tofu.shape[1])
+    assert np.mean(np.abs(real[:h, :w] - tofu[:h, :w])) > 3.0, "the heading looks like tofu boxes"
+
+
 def test_reviewer_signs_in_and_resolves_a_case(live: Env, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium chromium-driver)")
@@ -81,6 +111,7 @@ def test_reviewer_signs_in_and_resolves_a_case(live: Env, tmp_path: Path) -> Non
         page = context.new_page()
         page.goto(f"{base}/review")
         expect(page.locator("h1")).to_have_text("身份复核")
+        _assert_chinese_renders(context, page, tmp_path)
         page.fill("#key", live.keys["admissions"])
         page.click("#signin")
         expect(page.locator("#status")).to_contain_text("reviewer")

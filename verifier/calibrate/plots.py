@@ -1,6 +1,7 @@
 """Plots (matplotlib, Agg backend): ROC, DET, score histograms with the thresholds, score against quality.
 
-Labels are English: the machines carry no CJK font; the reports explain every plot in Chinese.
+Labels are bilingual; Chinese is set in the Noto Sans SC font the package depends on (verifier.fonts), so
+it renders on machines that carry no CJK font.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..fonts import use_cjk_font_in_matplotlib  # noqa: E402
+from ..fsutil import open_output  # noqa: E402
 from ..results import Thresholds  # noqa: E402
 from .metrics import RocCurve, det_curve, probit  # noqa: E402
 from .quality_study import DEGRADATIONS, QualityStudy  # noqa: E402
 
+use_cjk_font_in_matplotlib()
 DPI = 90
 SIZE = (6.4, 4.2)
 LINES = {"accept": ("tab:green", "-"), "reject": ("tab:red", "-"), "duplicate": ("tab:purple", "--")}
@@ -25,7 +29,8 @@ LINES = {"accept": ("tab:green", "-"), "reject": ("tab:red", "-"), "duplicate": 
 
 def _save(fig: plt.Figure, path: Path, dpi: int = DPI) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with open_output(path, "wb") as fh:
+        fig.savefig(fh, dpi=dpi, format="png")
     plt.close(fig)
     return path
 
@@ -41,9 +46,9 @@ def roc_plot(curves: Mapping[str, RocCurve], path: Path, n_impostor: Mapping[str
     ax.set_xscale("log")
     ax.set_xlim(lo, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("FMR (false match rate)")
-    ax.set_ylabel("TMR = 1 - FNMR")
-    ax.set_title("ROC")
+    ax.set_xlabel("误识率 FMR (false match rate)")
+    ax.set_ylabel("通过率 TMR = 1 - FNMR")
+    ax.set_title("ROC 曲线")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     return _save(fig, path)
@@ -65,9 +70,9 @@ def det_plot(curves: Mapping[str, RocCurve], path: Path) -> Path:
     ax.set_yticks(probit(ticks), [f"{t:g}" for t in ticks])
     ax.set_xlim(probit(1e-4), probit(0.8))
     ax.set_ylim(probit(1e-4), probit(0.8))
-    ax.set_xlabel("FMR (false match rate)")
-    ax.set_ylabel("FNMR (false non-match rate)")
-    ax.set_title("DET" + ("" if drawn else " (errors do not overlap in this sample)"))
+    ax.set_xlabel("误识率 FMR (false match rate)")
+    ax.set_ylabel("拒识率 FNMR (false non-match rate)")
+    ax.set_title("DET 曲线" + ("" if drawn else "（本样本中两类错误不重叠 / errors do not overlap）"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     return _save(fig, path)
@@ -77,15 +82,15 @@ def histogram_plot(genuine: np.ndarray, impostor: np.ndarray, thresholds: Thresh
     """Genuine and impostor score histograms with accept, reject and duplicate drawn and the review band shaded."""
     fig, ax = plt.subplots(figsize=SIZE)
     bins = np.linspace(min(-0.2, float(np.min(impostor, initial=0))), 1.0, 61)
-    ax.hist(impostor, bins=bins, density=True, alpha=0.55, color="tab:orange", label=f"impostor (n={len(impostor)})")
-    ax.hist(genuine, bins=bins, density=True, alpha=0.55, color="tab:blue", label=f"genuine (n={len(genuine)})")
-    ax.axvspan(thresholds.reject, thresholds.accept, color="gold", alpha=0.2, label="review band")
+    ax.hist(impostor, bins=bins, density=True, alpha=0.55, color="tab:orange", label=f"异人 impostor (n={len(impostor)})")
+    ax.hist(genuine, bins=bins, density=True, alpha=0.55, color="tab:blue", label=f"同人 genuine (n={len(genuine)})")
+    ax.axvspan(thresholds.reject, thresholds.accept, color="gold", alpha=0.2, label="复核区间 review band")
     for name, value in thresholds.to_dict().items():
         color, style = LINES[name]
         ax.axvline(value, color=color, linestyle=style, label=f"{name} {value:.3f}")
-    ax.set_xlabel("cosine score")
-    ax.set_ylabel("density")
-    ax.set_title(title or "Score distributions")
+    ax.set_xlabel("余弦分数 cosine score")
+    ax.set_ylabel("密度 density")
+    ax.set_title(title or "比对分数分布 / score distributions")
     ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
@@ -109,8 +114,8 @@ def quality_plot(study: QualityStudy, thresholds: Thresholds, path: Path) -> Pat
             ax.set_xscale("log")
         ax.set_xlabel(label, fontsize=8)
         ax.grid(True, alpha=0.3)
-    axes[0, 0].set_ylabel("genuine score")
-    axes[1, 0].set_ylabel("genuine score")
+    axes[0, 0].set_ylabel("同人分数 genuine score")
+    axes[1, 0].set_ylabel("同人分数 genuine score")
     axes[0, 0].legend(fontsize=6, markerscale=2, loc="lower right")
     fig.suptitle("Quality study: genuine scores of degraded copies", fontsize=10)
     return _save(fig, path, dpi=72)
@@ -123,7 +128,7 @@ def level_plot(study: QualityStudy, thresholds: Thresholds, path: Path) -> Path:
     x = np.arange(len(rows))
     ax.bar(x, [r.mean_score for r in rows], color=["#9ecae1", "#4292c6", "#08519c"] * len(DEGRADATIONS), label="mean genuine score")
     ax.scatter(x, [r.min_score for r in rows], color="black", marker="v", s=14, label="lowest genuine score")
-    ax.axhspan(thresholds.reject, thresholds.accept, color="gold", alpha=0.3, label="review band")
+    ax.axhspan(thresholds.reject, thresholds.accept, color="gold", alpha=0.3, label="复核区间 review band")
     ax.set_xticks(x, [f"{r.degradation}\n{r.level[:3]}" for r in rows], fontsize=6)
     ax.set_ylabel("cosine score")
     ax.set_title("Genuine scores by degradation and level (mild / moderate / severe)")
