@@ -37,12 +37,42 @@ def test_unmigrated_database_refused(db_url: str) -> None:
     assert "verifier db upgrade" in str(exc.value.detail)
 
 
-def test_missing_sqlite_file_refused_and_not_created(tmp_path: Path) -> None:
+def test_missing_sqlite_file_created_and_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "none" / "v.db"
+    db = open_database(f"sqlite:///{target}")
+    try:
+        assert target.is_file() and (target.stat().st_mode & 0o777) == 0o600
+        assert schema.schema_state(db.engine).up_to_date
+    finally:
+        db.dispose()
+    assert f"created a new SQLite store at {target}" in capsys.readouterr().err
+    assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".")) == []  # no temporary left
+    open_database(f"sqlite:///{target}").dispose()  # the second open just opens it
+    assert "created" not in capsys.readouterr().err
+
+
+def test_existing_sqlite_at_older_schema_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    schema.upgrade(url, "0001")
     with pytest.raises(VerifierError) as exc:
-        open_database(f"sqlite:///{target}")
+        open_database(url)
     assert exc.value.reason.code == "STORE_DB_NOT_MIGRATED"
-    assert not target.exists()
+    assert "verifier db upgrade" in str(exc.value.detail)
+
+
+def test_batch_on_a_new_sqlite_url_needs_no_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new user's first command: the SQLite file named by --db does not exist yet."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text("考生号,学号,姓名\n21110101000001,S1,张三\n", encoding="utf-8")
+    (tmp_path / "adm").mkdir()
+    (tmp_path / "grad").mkdir()
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = cli.main(["batch", "compare", "--roster", str(roster), "--admission-dir", str(tmp_path / "adm"),
+                     "--graduation-dir", str(tmp_path / "grad"), "--db", url, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "STORE_DB_NOT_MIGRATED" not in err and "created a new SQLite store" in err
+    assert (tmp_path / "out" / "report.csv").is_file()
 
 
 def test_newer_than_known_database_refused(db_url: str) -> None:

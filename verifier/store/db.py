@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -156,10 +157,16 @@ class Database:
 
 
 def open_database(url: str | None = None, *, settings: Settings | None = None, check: bool = True) -> Database:
-    """Open the database at url (or the resolved default) and refuse an un-migrated or newer-than-known schema."""
+    """Open the database at url (or the resolved default) and refuse an un-migrated or newer-than-known schema.
+
+    A SQLite store whose file does not exist yet is the embedded default: it is created and migrated, and
+    stderr says so. An existing database at an older schema is refused (`verifier db upgrade` migrates it),
+    and a PostgreSQL database is never created or migrated here.
+    """
     from .schema import require_current
 
     resolved = normalise_url(url) if url else resolve_url(None, settings)
+    create_sqlite_store(resolved)
     engine = make_engine(resolved)
     try:
         if check:
@@ -168,6 +175,31 @@ def open_database(url: str | None = None, *, settings: Settings | None = None, c
         engine.dispose()
         raise
     return Database(resolved, engine)
+
+
+def create_sqlite_store(url: str) -> bool:
+    """Create and migrate the SQLite file of url when it does not exist yet; True when this call created it.
+
+    The store is built under a temporary name and linked into place, so another process never opens a
+    half-migrated file, and of two processes starting on a fresh home one creates it and the other uses it.
+    """
+    from .schema import upgrade
+
+    path = _sqlite_path(normalise_url(url))
+    if path is None or path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    try:
+        state = upgrade(f"sqlite:///{tmp}")
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+    print(f"新建数据库 / created a new SQLite store at {path} (schema {state.current})", file=sys.stderr)
+    return True
 
 
 def connect_error(exc: OperationalError, url: str) -> VerifierError:
