@@ -1,4 +1,4 @@
-"""Model packs: manifests in models/*.json, file resolution and SHA-256 checks.
+"""Model packs: manifests in verifier/manifests/*.json, file resolution and SHA-256 checks.
 
 A pack's files come either from an installed Python distribution (found
 with importlib's finder, without importing or running that package's code)
@@ -55,7 +55,7 @@ class Pack:
 
 
 def manifest_dir() -> Path:
-    """Folder holding the installed manifests (models/ in the source tree)."""
+    """Folder holding the installed manifests (verifier/manifests/ in the source tree)."""
     return Path(str(resources.files(MANIFEST_PACKAGE)))
 
 

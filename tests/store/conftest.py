@@ -1,7 +1,8 @@
 """Store fixtures: every test that asks for `db_url` or `db` runs once on SQLite and once on PostgreSQL.
 
 PostgreSQL comes from VERIFIER_TEST_PG_URL; each test gets a fresh schema (search_path) that is dropped
-afterwards. Without that variable, or when the server does not answer, the PostgreSQL half skips with why.
+afterwards. Without that variable, or when the server does not answer, the PostgreSQL half skips with why —
+except where VERIFIER_TEST_PG_REQUIRED=1 (set by .ci/run): there it fails, so CI never passes without PostgreSQL.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from verifier.store.photostore import PhotoStore
 RUN_TAG = uuid.uuid4().hex[:8]
 
 
+def _skip_or_fail(why: str) -> None:
+    """Skip a PostgreSQL test with the reason, or fail it where PostgreSQL is required (CI)."""
+    if os.environ.get("VERIFIER_TEST_PG_REQUIRED") == "1":
+        pytest.fail(f"{why} (VERIFIER_TEST_PG_REQUIRED=1: PostgreSQL tests may not skip here)", pytrace=False)
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """The admin URL of the test PostgreSQL server; schemas this run created are dropped at the end."""
     raw = os.environ.get("VERIFIER_TEST_PG_URL")
     if not raw:
-        pytest.skip("PostgreSQL tests need VERIFIER_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        _skip_or_fail("PostgreSQL tests need VERIFIER_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     url = normalise_url(raw)
     engine = create_engine(url, connect_args={"connect_timeout": 5})
     try:
@@ -35,7 +43,7 @@ def pg_server() -> Iterator[str]:
             pass
     except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip with the reason
         engine.dispose()
-        pytest.skip(f"PostgreSQL at {make_url(url).render_as_string(hide_password=True)} does not answer: {type(exc).__name__}")
+        _skip_or_fail(f"PostgreSQL at {make_url(url).render_as_string(hide_password=True)} does not answer: {type(exc).__name__}")
     yield url
     with engine.begin() as conn:
         names = conn.exec_driver_sql(
