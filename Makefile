@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m verifier.demo
+	$(BIN)/verifier demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -7,24 +7,26 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from verifier import __version__
-from verifier.settings import Settings
-from verifier.store.db import open_database, resolve_url
+from verifier.common.settings import Settings
+from verifier.store.db import resolve_url
+from verifier.store.connect import open_database
 
-from . import problems
-from .jobs import JobManager
-from .limits import BodyLimitMiddleware, TimeoutMiddleware
-from .metrics import MetricsMiddleware
-from .routers import cases, exports, health, jobs, keys, photos, students, web
-from .state import AppState
+from api import problems
+from api.jobs import JobManager
+from api.limits import BodyLimitMiddleware, TimeoutMiddleware
+from api.metrics import MetricsMiddleware
+from api.routers import cases, exports, health, jobs, keys, photos, students, web
+from api.state import AppState
 
 log = logging.getLogger("api")
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(str(resources.files("api") / "static"))  # StaticFiles serves a folder
 DESCRIPTION = """照片核验与人脸比对服务 / Photo checks and face comparison for student records.
 
 Every endpoint except `/healthz` and `/readyz` needs an API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
@@ -42,7 +44,7 @@ def api_settings(settings: Settings) -> Settings:
 def _load(state: AppState, pipeline: object | None) -> None:
     """Open the database, load the models and prepare the in-process batch worker (blocking; run in a thread)."""
     from verifier.batch.worker import init_worker
-    from verifier.pipeline import Pipeline
+    from verifier.core.pipeline import Pipeline
 
     state.db = open_database(state.db_url, settings=state.settings)
     state.jobs = JobManager(state.db, state.settings)

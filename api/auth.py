@@ -13,13 +13,13 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from verifier.reasons import VerifierError
+from verifier.common.reasons import VerifierError
 from verifier.store.models import Student
 from verifier.store.students import get_student
 
-from .keys import Principal, authenticate, hash_key
-from .problems import ApiProblem
-from .state import AppState, get_state
+from api.keys import Principal, authenticate, hash_key
+from api.problems import ApiProblem
+from api.state import AppState, get_state
 
 bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key in the X-API-Key header")

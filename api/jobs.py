@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from verifier.batch.runner import RUN_KIND, BatchOptions
-from verifier.reasons import VerifierError
-from verifier.settings import Settings
+from verifier.common.reasons import VerifierError
+from verifier.common.settings import Settings
 from verifier.store import audit
 from verifier.store.db import Database
 from verifier.store.models import Comparison, Run
 
-from .problems import ApiProblem
+from api.problems import ApiProblem
 
 FINAL = ("completed", "failed", "cancelled", "interrupted")
 
@@ -54,7 +54,7 @@ def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
 
     def work() -> dict[str, Any]:
         from verifier.batch.runner import BatchRunner
-        from verifier.roster import load_roster
+        from verifier.photos.roster import load_roster
 
         conn.send({"total": len(load_roster(options.roster).students)})
         summary = BatchRunner(options, settings).run()
@@ -75,10 +75,10 @@ def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
 
 
 def sweep_function() -> Any | None:
-    """The duplicate sweep's library class (verifier.sweep.Sweep) when it is part of this build, else None."""
-    if importlib.util.find_spec("verifier.sweep") is None:
+    """The duplicate sweep's library class (verifier.sweep.runner.Sweep) when it is part of this build, else None."""
+    if importlib.util.find_spec("verifier.sweep.runner") is None:
         return None
-    module = importlib.import_module("verifier.sweep")
+    module = importlib.import_module("verifier.sweep.runner")
     return getattr(module, "Sweep", None) if hasattr(module, "SweepOptions") else None
 
 
@@ -86,7 +86,7 @@ def _sweep_child(db_url: str, settings: Settings, workers: int, actor: str, full
     """Child process: run the duplicate sweep (SIGINT ends it as an interrupted run) and report how it ended."""
 
     def work() -> dict[str, Any]:
-        from verifier.sweep import Sweep, SweepOptions
+        from verifier.sweep.runner import Sweep, SweepOptions
 
         summary = Sweep(SweepOptions(db_url=db_url, workers=workers, actor=actor, full=full), settings).run()
         counts = {k: int(v) for k, v in summary.counts.items()}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier.reasons import VerifierError
+from verifier.common.reasons import VerifierError
 from verifier.store import audit
 from verifier.store.models import API_ROLES, ApiKey, utcnow
 

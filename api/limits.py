@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import PROBLEM, ApiProblem, problem_body
+from api.problems import PROBLEM, ApiProblem, problem_body
 
 T = TypeVar("T")
 

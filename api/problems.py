@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from verifier.reasons import REASONS, Reason, VerifierError, reason
+from verifier.common.reasons import REASONS, Reason, VerifierError, reason
 
 log = logging.getLogger("api")
 PROBLEM = "application/problem+json"

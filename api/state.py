@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from sqlalchemy import text
 
-from verifier.profiles import Profile, load_profile
-from verifier.settings import Settings, cpu_count
+from verifier.photos.profiles import Profile, load_profile
+from verifier.common.settings import Settings, cpu_count
 from verifier.store.db import Database
 from verifier.store.photostore import PhotoStore
 
-from .limits import InferenceLimiter
-from .metrics import Metrics
-from .problems import ApiProblem
+from api.limits import InferenceLimiter
+from api.metrics import Metrics
+from api.problems import ApiProblem
 
 if TYPE_CHECKING:
-    from verifier.pipeline import Pipeline
+    from verifier.core.pipeline import Pipeline
 
-    from .jobs import JobManager
-    from .keys import Principal
+    from api.jobs import JobManager
+    from api.keys import Principal
 
 KEY_CACHE_SECONDS = 5.0
 

@@ -16,7 +16,7 @@ slot per core, 2 waiting, then 503 + Retry-After), and runs:
 Reported: throughput (compares/s and photos/s), p50/p95/p99 latency of served requests, errors (any
 status other than 200 and the deliberate 503s), 503s, peak server RSS (psutil, sampled every 0.2 s),
 and the machine's load (`uptime`) before and after. The reference for the throughput target is the
-CLI pipeline (`verifier.parallel.analyze_files`, 2 workers) measured in this same run on the same photos.
+CLI pipeline (`verifier.core.workers.analyze_files`, 2 workers) measured in this same run on the same photos.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def make_photos(folder: Path, count: int) -> list[bytes]:
     """ID photos cut from the face set (the photo-checks benchmark's builder)."""
     from bench_checks import make_id_photos
 
-    from verifier.pipeline import Pipeline
+    from verifier.core.pipeline import Pipeline
 
     make_id_photos(Pipeline.load(threads=1), folder, count)
     return [p.read_bytes() for p in sorted(folder.glob("*.jpg"))]
@@ -71,7 +71,7 @@ def make_photos(folder: Path, count: int) -> list[bytes]:
 
 def cli_reference(folder: Path, workers: int = 2) -> float:
     """Photos/s of the CLI pipeline (analyze_files over worker threads) on the same photos, pool start excluded."""
-    from verifier.parallel import analyze_files
+    from verifier.core.workers import analyze_files
 
     paths = [str(p) for p in sorted(folder.glob("*.jpg"))]
     warm = 4 * workers

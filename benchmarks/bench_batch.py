@@ -5,7 +5,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_batch.py [--students 10000] [--workers 2] [--write]
 
 The cohort (cut from ../shared/faces with varied crops, lighting and JPEG
-quality; see verifier/samples.py) is generated once into /tmp and reused.
+quality; see verifier/demo/cohort.py) is generated once into /tmp and reused.
 Measured, each on a fresh SQLite store: a full run (wall time, students/s,
 peak RSS of the whole process tree), a no-op re-run, and a run killed with
 SIGKILL at 50% and resumed with the same command.
@@ -30,9 +30,9 @@ CACHE = Path("/tmp/verifier-bench-batch")
 
 def cohort(students: int) -> Path:
     """The generated cohort folder (made on first use)."""
-    from verifier.faceset import faces_dir
-    from verifier.pipeline import Pipeline
-    from verifier.samples import make_cohort
+    from verifier.common.faceset import faces_dir
+    from verifier.core.pipeline import Pipeline
+    from verifier.demo.cohort import make_cohort
 
     out = CACHE / f"cohort-{students}"
     if not (out / "done").exists():
@@ -111,7 +111,7 @@ def main() -> int:
     rate = a.students / full_s
     body = f"""Command: `.venv/bin/python benchmarks/bench_batch.py --students {a.students} --workers {a.workers}{' --write' if a.write else ''}` ({today()}).
 Machine: {machine_line()}. Load average before the run: {load_before}; after: {load_average()}.
-Cohort: {a.students} synthetic students (verifier/samples.py, seed 11: admission 295×413 ≤ 50 KB and graduation 480×640 JPEGs
+Cohort: {a.students} synthetic students (verifier/demo/cohort.py, seed 11: admission 295×413 ≤ 50 KB and graduation 480×640 JPEGs
 cut from ../shared/faces with jittered crops, brightness/contrast and JPEG quality 60–95; ~10% impostors, ~3% missing, ~2% group photos).
 Every figure is the whole `verifier batch compare` process (roster import, checks, detect, align, embed, SQLite store, reports), {a.workers} workers.
 

@@ -29,12 +29,12 @@ sys.path.insert(0, str(REPO))
 
 from common import machine_line, write_section  # noqa: E402
 
-from verifier.checks import check_paths  # noqa: E402
-from verifier.faceset import faces_dir, single_face_images  # noqa: E402
-from verifier.framing import frame_face  # noqa: E402
-from verifier.pipeline import Pipeline  # noqa: E402
-from verifier.profiles import admission  # noqa: E402
-from verifier.settings import cpu_count  # noqa: E402
+from verifier.photos.checks import check_paths  # noqa: E402
+from verifier.common.faceset import faces_dir, single_face_images  # noqa: E402
+from verifier.photos.framing import frame_face  # noqa: E402
+from verifier.core.pipeline import Pipeline  # noqa: E402
+from verifier.photos.profiles import admission  # noqa: E402
+from verifier.common.settings import cpu_count  # noqa: E402
 
 DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION = "## Photo checks (issue 3)"

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from verifier.fixer import FixOptions
-    from verifier.pipeline import Pipeline
-    from verifier.profiles import Profile
+    from verifier.photos.fixer import FixOptions
+    from verifier.core.pipeline import Pipeline
+    from verifier.photos.profiles import Profile
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -57,7 +57,7 @@ class Timing:
 
 def make_sources(dst: Path, copies: int) -> int:
     """Copy the face set's one-person photos `copies` times under 考生号 names; returns how many."""
-    from verifier.faceset import faces_dir, single_face_images
+    from verifier.common.faceset import faces_dir, single_face_images
 
     root = faces_dir()
     if root is None:
@@ -74,7 +74,7 @@ def measure(
     label: str, src: Path, work: Path, pipeline: "Pipeline", profile: "Profile", options: "FixOptions", repeat: int, workers: int = 1
 ) -> Timing:
     """Best-of-`repeat` wall time of fix_folder into fresh OUT folders (after one warm-up)."""
-    from verifier.fixer import fix_folder
+    from verifier.photos.fixer import fix_folder
 
     fix_folder(src, work / f"{label}-warm", pipeline, profile, options=options, workers=workers)
     best, best_cpu, report = float("inf"), float("inf"), None
@@ -139,10 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help=f"update '{SECTION}' in docs/BENCHMARKS.md")
     args = ap.parse_args(argv)
 
-    from verifier.fixer import FixOptions
-    from verifier.pipeline import Pipeline
-    from verifier.profiles import load_profile
-    from verifier.settings import Settings, cpu_count
+    from verifier.photos.fixer import FixOptions
+    from verifier.core.pipeline import Pipeline
+    from verifier.photos.profiles import load_profile
+    from verifier.common.settings import Settings, cpu_count
 
     load = os.getloadavg()[0]
     cores = cpu_count()

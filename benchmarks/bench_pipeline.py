@@ -71,7 +71,7 @@ def encode_under(image: np.ndarray, start_quality: int, max_bytes: int = MAX_BYT
 
 def jittered_face(face: Any, rng: np.random.Generator) -> Any:
     """A copy of a detected face shifted by up to 5% and rescaled by 0.9-1.1, so framing varies."""
-    from verifier.results import Face
+    from verifier.core.results import Face
 
     x, y, w, h = face.box
     scale = rng.uniform(0.9, 1.1)
@@ -84,9 +84,9 @@ def make_id_photos(n: int, out_dir: Path, seed: int) -> list[Photo]:
     """Write n distinct 295x413 ID photos framed around the face-set faces (round robin over sources)."""
     import cv2
 
-    from verifier.faceset import faces_dir, identity_of, single_face_images
-    from verifier.framing import frame_face
-    from verifier.pipeline import Pipeline
+    from verifier.common.faceset import faces_dir, identity_of, single_face_images
+    from verifier.photos.framing import frame_face
+    from verifier.core.pipeline import Pipeline
 
     root = faces_dir()
     if root is None:
@@ -238,8 +238,8 @@ def phase_ours(paths: list[str], originals: list[str], workers: int, repeat: int
     One pipeline is loaded once and shared by the worker threads, as `verifier` runs it.
     """
     t0 = time.perf_counter()
-    from verifier.parallel import analyze_files
-    from verifier.pipeline import Pipeline
+    from verifier.core.workers import analyze_files
+    from verifier.core.pipeline import Pipeline
 
     import_s = time.perf_counter() - t0
     n = len(paths)
@@ -568,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.phase_out.write_text(json.dumps(result))
         return 0
 
-    from verifier.faceset import faces_dir, identity_of, single_face_images
+    from verifier.common.faceset import faces_dir, identity_of, single_face_images
 
     with tempfile.TemporaryDirectory(prefix="bench-id-photos-") as tmp:
         work = Path(tmp)

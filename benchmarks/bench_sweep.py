@@ -5,7 +5,7 @@ Data: N synthetic unit vectors of the pack's dimension (128) as the embeddings o
 so every student's own pair is found and must be dropped), with planted duplicates (another
 student's photo near one, cos uniform in [threshold, 0.95]) and the face set's embeddings
 (originals and ID crops, one student each) mixed in. Rows are bulk-inserted into a SQLite store
-in a temporary home; each sweep is `verifier.sweep.Sweep(...).run()` in a fresh child process
+in a temporary home; each sweep is `verifier.sweep.runner.Sweep(...).run()` in a fresh child process
 (its own peak RSS). Uniform random vectors are the worst case for an approximate index: real
 face embeddings cluster, which puts near pairs in the same IVF list.
 
@@ -37,10 +37,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from sqlalchemy import insert, select
 
-from verifier.index import exact_pairs_of, set_threads
-from verifier.packs import load_pack
-from verifier.settings import Settings
-from verifier.store.db import open_database
+from verifier.sweep.index import exact_pairs_of, set_threads
+from verifier.core.packs import load_pack
+from verifier.common.settings import Settings
+from verifier.store.connect import open_database
 from verifier.store.models import DuplicateCandidate, Embedding, Photo, Student, utcnow
 from verifier.store.schema import upgrade
 
@@ -62,9 +62,9 @@ def _near(rng: np.random.Generator, v: np.ndarray, cos: np.ndarray) -> np.ndarra
 
 def face_embeddings() -> np.ndarray:
     """Embeddings of the face set (originals and ID-photo crops of each), or none when the set is absent."""
-    from verifier.faceset import faces_dir, single_face_images
-    from verifier.framing import frame_face
-    from verifier.pipeline import Pipeline
+    from verifier.common.faceset import faces_dir, single_face_images
+    from verifier.photos.framing import frame_face
+    from verifier.core.pipeline import Pipeline
 
     root = faces_dir()
     if root is None:
@@ -155,7 +155,7 @@ def insert_rows(url: str, data: Dataset, start_row: int, start_student: int, pac
 
 
 def _child(home: str, url: str, full: bool, conn) -> None:
-    from verifier.sweep import Sweep, SweepOptions
+    from verifier.sweep.runner import Sweep, SweepOptions
 
     settings = Settings(home=Path(home), id_key="bench-key-0123456789abcdef")
     t0 = time.monotonic()
@@ -301,7 +301,7 @@ def section(results: dict) -> str:
             "N/1000 planted duplicates (a photo of another student at cos uniform in [0.665, 0.95]), and the face set's embeddings "
             "(originals and ID crops, one student each; several of one person score above the threshold). "
             "**Uniform random vectors are the worst case for an approximate index**: nothing clusters, so a near pair is split across IVF lists "
-            "far more often than real face embeddings, which cluster by person. Each sweep is `verifier.sweep.Sweep(...).run()` in a fresh process "
+            "far more often than real face embeddings, which cluster by person. Each sweep is `verifier.sweep.runner.Sweep(...).run()` in a fresh process "
             "(reads the store, builds or loads the index, searches, writes candidates and cases, writes the reports, saves the index); "
             "peak RSS is that process's. The incremental sweep adds 1% new photos (new students; 1% of them planted near an old or new photo) "
             "to the store the full sweep left, then sweeps without `--full`."
@@ -332,7 +332,7 @@ def section(results: dict) -> str:
         (
             "- FAISS `IndexIVFFlat.range_search` (nlist 4,000): nprobe 16 / 32 / 64 found 68% / 78% / 86% of the planted pairs from one end, "
             "and 10,000 queries took 1.9 / 4.6 / 8.4 s, i.e. about 180 / 440 / 800 s for the self-join: too slow and too leaky. Hence the "
-            "list-major join in `verifier/index.py` (each list's members against every vector probing it, one BLAS range search per list), "
+            "list-major join in `verifier/sweep/index.py` (each list's members against every vector probing it, one BLAS range search per list), "
             "where a pair counts from either end."
         ),
         (

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from imaging import encode_jpeg
 
-from verifier.faceset import faces_dir, group_images, identity_of, single_face_images
-from verifier.framing import frame_face
+from verifier.common.faceset import faces_dir, group_images, identity_of, single_face_images
+from verifier.photos.framing import frame_face
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +36,8 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline(cache_dir: Path):
-    from verifier.pipeline import Pipeline
-    from verifier.settings import Settings
+    from verifier.core.pipeline import Pipeline
+    from verifier.common.settings import Settings
 
     return Pipeline.load(settings=Settings(cache_dir=cache_dir), threads=1)
 

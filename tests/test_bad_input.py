@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from verifier.checks import check_paths, check_photo
-from verifier.profiles import admission
-from verifier.spec import display_name
+from verifier.photos.checks import check_paths, check_photo
+from verifier.photos.profiles import admission
+from verifier.photos.spec import display_name
 
 KSH = "20210101000001"
 

@@ -15,9 +15,9 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from verifier.batch.runner import BatchOptions, BatchRunner
-from verifier.samples import make_cohort
-from verifier.settings import Settings
-from verifier.store.db import open_database
+from verifier.demo.cohort import make_cohort
+from verifier.common.settings import Settings
+from verifier.store.connect import open_database
 from verifier.store.models import Comparison, Photo, ReviewCase
 from verifier.store.schema import upgrade
 

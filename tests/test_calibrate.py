@@ -32,8 +32,8 @@ from verifier.calibrate.thresholds import (
     quality_aware_decision,
     recommend_reject,
 )
-from verifier.reasons import VerifierError
-from verifier.results import Decision, Thresholds
+from verifier.common.reasons import VerifierError
+from verifier.core.results import Decision, Thresholds
 
 
 def test_eer_of_two_unit_normals_one_apart():
@@ -207,8 +207,8 @@ def test_pairs_csv_rejects_contradictions_and_bad_flags(tmp_path):
 @pytest.fixture(scope="module")
 def calibrated(faces, cache_dir, tmp_path_factory):
     """One real run on the face set: quality study, dlib when installed, --write-pack on a copy of the manifest."""
-    from verifier.cli import main
-    from verifier.packs import load_pack
+    from verifier.cli.main import main
+    from verifier.core.packs import load_pack
 
     installed = load_pack("sface-yunet-int8").path
     before = installed.read_bytes()

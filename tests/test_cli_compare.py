@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from verifier.pairs import compare_pairs, read_pairs
+from verifier.batch.pairs import compare_pairs, read_pairs
 
 
 def _run(*args: str, cache: Path) -> subprocess.CompletedProcess:
@@ -61,7 +61,7 @@ def test_each_image_is_analysed_once(faces: Path, tmp_path: Path, pipeline, monk
         return original(source)
 
     monkeypatch.setattr(pipeline, "_locate", counting)
-    from verifier import parallel
+    from verifier.core import workers as parallel
 
     monkeypatch.setattr(parallel, "cpu_count", lambda: 1)
     monkeypatch.setattr(parallel.Pipeline, "load", classmethod(lambda cls, *a, **k: pipeline))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from verifier.decode import decode_image, sniff_format
-from verifier.reasons import VerifierError
+from verifier.core.decode import decode_image, sniff_format
+from verifier.common.reasons import VerifierError
 
 
 def _jpeg(img: Image.Image, **kw) -> bytes:

@@ -15,20 +15,9 @@ import cv2
 import pytest
 from PIL import Image
 
-from verifier.fixer import (
-    CHECK_FAILED,
-    FIXED,
-    NOT_FIXED,
-    REPORT_HEADERS,
-    FixOptions,
-    encode_baseline,
-    encode_within,
-    fix_folder,
-    fix_photo,
-    resolve_ksh,
-)
-from verifier.framing import frame_face
-from verifier.reasons import VerifierError
+from verifier.photos.fixer import CHECK_FAILED, FIXED, NOT_FIXED, REPORT_HEADERS, FixOptions, encode_baseline, encode_within, fix_folder, fix_photo, resolve_ksh
+from verifier.photos.framing import frame_face
+from verifier.common.reasons import VerifierError
 
 LIMIT = 51_200
 
@@ -59,7 +48,7 @@ def jpeg_markers(data: bytes) -> set[int]:
 
 @pytest.fixture(scope="module")
 def profile():
-    from verifier.profiles import load_profile
+    from verifier.photos.profiles import load_profile
 
     return load_profile("admission")
 
@@ -200,7 +189,7 @@ def test_most_real_photos_are_fixed(run):
 
 
 def test_fixed_photos_meet_the_specification(run, pipeline, profile):
-    from verifier.checks import check_photo
+    from verifier.photos.checks import check_photo
 
     written = [r for r in run.report.results if r.output]
     assert written
@@ -234,7 +223,7 @@ def test_fixed_photos_still_match_their_source_face(run, pipeline):
 
 
 def test_zip_holds_exactly_the_passing_photos(run, pipeline, profile):
-    from verifier.checks import check_photo
+    from verifier.photos.checks import check_photo
 
     with zipfile.ZipFile(run.out / "upload.zip") as zf:
         names = sorted(zf.namelist())
@@ -285,7 +274,7 @@ def test_out_inside_src_or_unusable_is_refused(tmp_path, pipeline, profile, sing
 
 
 def test_roster_maps_student_numbers_to_ksh(tmp_path, pipeline, profile, single_faces):
-    from verifier.roster import load_roster
+    from verifier.photos.roster import load_roster
 
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
@@ -333,10 +322,9 @@ def test_fix_photo_writes_nothing(tmp_path, pipeline, profile, single_faces):
 
 
 def test_cli_fix(tmp_path, single_faces, group_faces, capsys):
-    pytest.importorskip("verifier.photo_commands")
     import json
 
-    from verifier.cli import main
+    from verifier.cli.main import main
 
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()

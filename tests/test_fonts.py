@@ -6,9 +6,8 @@ import io
 import warnings
 
 import numpy as np
-import pytest
 
-from verifier.fonts import FONT_FAMILY, cjk_font_path, use_cjk_font_in_matplotlib
+from verifier.common.fonts import FONT_FAMILY, cjk_font_path, use_cjk_font_in_matplotlib
 
 TITLE = "录取照片与毕业照片比对 — 复核区间"
 
@@ -47,7 +46,6 @@ def test_chinese_title_renders_without_missing_glyphs() -> None:
 
 
 def test_calibration_plots_use_the_font() -> None:
-    pytest.importorskip("matplotlib")
     from matplotlib import rcParams
 
     import verifier.calibrate.plots  # noqa: F401  (configures matplotlib on import)

@@ -12,15 +12,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.cli import main as cli_main
-from verifier.detect import ScalePolicy
-from verifier.graph_repair import RepairOptions
-from verifier.packs import load_pack, resolve_file
-from verifier.pipeline import Pipeline
-from verifier.reasons import VerifierError
-from verifier.runtime import make_session, prepared_model
-from verifier.scrfd import ScrfdDetector
-from verifier.settings import Settings
+from verifier.cli.main import main as cli_main
+from verifier.core.detect import ScalePolicy
+from verifier.core.graph_repair import RepairOptions
+from verifier.core.packs import load_pack, resolve_file
+from verifier.core.pipeline import Pipeline
+from verifier.common.reasons import VerifierError
+from verifier.core.runtime import make_session, prepared_model
+from verifier.core.scrfd import ScrfdDetector
+from verifier.common.settings import Settings
 
 INSIGHTFACE_PACKS = ("buffalo_l", "buffalo_s", "antelopev2")
 CANVAS = 640

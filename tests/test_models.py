@@ -9,10 +9,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from verifier.graph_repair import RepairOptions, repair_model
-from verifier.packs import list_packs, load_pack, parse_manifest, read_verified, resolve_file, verify_pack
-from verifier.reasons import VerifierError
-from verifier.runtime import make_session, prepared_model
+from verifier.core.graph_repair import RepairOptions, repair_model
+from verifier.core.packs import list_packs, load_pack, parse_manifest, read_verified, resolve_file, verify_pack
+from verifier.common.reasons import VerifierError
+from verifier.core.runtime import make_session, prepared_model
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier import cli
-from verifier.fsutil import OutputFile, create_exclusive, open_output, write_output
-from verifier.reasons import VerifierError
+from verifier.cli import main as cli
+from verifier.common.files import OutputFile, create_exclusive, open_output, write_output
+from verifier.common.reasons import VerifierError
 
 DEVNULL = Path("/dev/null")
 

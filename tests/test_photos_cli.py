@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from verifier.cli import main
+from verifier.cli.main import main
 
 KSH = "20210101000001"
 
@@ -81,7 +80,6 @@ def test_graduation_profile_and_workers(photo_dir, capsys):
         assert "face_count" in r["metrics"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("verifier.roster") is None, reason="roster module not there yet")
 def test_roster_membership(photo_dir, tmp_path, capsys):
     roster = tmp_path / "roster.csv"
     roster.write_text(f"考生号,姓名\n{KSH},张三\n", encoding="utf-8")

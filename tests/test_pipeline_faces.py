@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from verifier.results import Decision
+from verifier.core.results import Decision
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from imaging import encode_jpeg
 
-from verifier.checks import check_photo
-from verifier.decode import decode_image
-from verifier.profiles import admission, graduation, override
-from verifier.quality import check_quality, colour_family, pose_degrees
+from verifier.photos.checks import check_photo
+from verifier.core.decode import decode_image
+from verifier.photos.profiles import admission, graduation, override
+from verifier.photos.quality import check_quality, colour_family, pose_degrees
 
 NAME = "20210101000001.jpg"
 

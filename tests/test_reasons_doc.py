@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from verifier.reasons import REASONS, markdown_table
+from verifier.common.reasons import REASONS, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 USES = re.compile(r"""(?:\breason|VerifierError)\(\s*f?["']([A-Z][A-Z0-9_]*)["']""")

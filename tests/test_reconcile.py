@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from openpyxl import load_workbook
 
-from verifier.cli import main
-from verifier.faceset import identity_of
-from verifier.reconcile import CATEGORIES, HEADERS, iter_photo_files, near_pairs, reconcile, write_reconciliation
-from verifier.roster import load_roster
+from verifier.cli.main import main
+from verifier.common.faceset import identity_of
+from verifier.photos.reconcile import CATEGORIES, HEADERS, iter_photo_files, near_pairs, reconcile, write_reconciliation
+from verifier.photos.roster import load_roster
 
 
 def ksh(n: int) -> str:

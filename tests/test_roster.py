@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from verifier.reasons import Severity, VerifierError
-from verifier.roster import Student, id_number_problem, load_roster
+from verifier.common.reasons import Severity, VerifierError
+from verifier.photos.roster import Student, id_number_problem, load_roster
 
 HEADER = "考生号,姓名,学号,身份证号,学院,学习中心,入学批次"
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

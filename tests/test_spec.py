@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from verifier.checks import check_paths, check_photo
-from verifier.profiles import BUILTINS, admission, graduation, load_profile
-from verifier.reasons import VerifierError
-from verifier.spec import check_spec, jpeg_header
+from verifier.photos.checks import check_paths, check_photo
+from verifier.photos.profiles import BUILTINS, admission, graduation, load_profile
+from verifier.common.reasons import VerifierError
+from verifier.photos.spec import check_spec, jpeg_header
 
 KSH = "20210101000001"
 
@@ -132,7 +132,7 @@ def test_names_and_roster():
 
 
 def load_profile_from(**values):
-    from verifier.profiles import override
+    from verifier.photos.profiles import override
 
     return override(admission, values)
 

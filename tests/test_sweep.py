@@ -12,18 +12,18 @@ from imaging import encode_jpeg
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from verifier.framing import Framing, frame_face
-from verifier.index import FaceIndex, choose_params
-from verifier.samples import _vary
-from verifier.settings import Settings
+from verifier.photos.framing import Framing, frame_face
+from verifier.sweep.index import FaceIndex, choose_params
+from verifier.demo.cohort import _vary
+from verifier.common.settings import Settings
 from verifier.store import cases
-from verifier.store.db import open_database
+from verifier.store.connect import open_database
 from verifier.store.models import DuplicateCandidate, ReviewCase, Student
 from verifier.store.photos import add_photo
 from verifier.store.photostore import PhotoStore
 from verifier.store.runs import latest_runs
 from verifier.store.schema import upgrade
-from verifier.sweep import Sweep, SweepOptions, case_members
+from verifier.sweep.runner import Sweep, SweepOptions, case_members
 
 # Student number -> (admission source, graduation source or None). Sources are face-set stems.
 # 1 and 2: one face (kit_harington 1 and 3 score ~0.8) under two students: a planted duplicate.
@@ -271,7 +271,7 @@ def test_index_persists_and_updates_incrementally(tmp_path):
 
 
 def test_cli_import_sweep_and_last_run(home, sources, tmp_path, monkeypatch, capsys):
-    from verifier.cli import main
+    from verifier.cli.main import main
 
     folder = tmp_path / "adm"
     folder.mkdir()
@@ -301,7 +301,7 @@ def test_second_sweep_on_the_same_home_is_refused_while_one_runs(home, tmp_path)
     import fcntl
     import os
 
-    from verifier.reasons import VerifierError
+    from verifier.common.reasons import VerifierError
 
     (home.home / "index").mkdir(parents=True, exist_ok=True)
     fd = os.open(home.home / "index" / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o600)

@@ -10,17 +10,17 @@ from fastapi.responses import Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from verifier.reasons import REASONS
+from verifier.common.reasons import REASONS
 from verifier.store import audit
 from verifier.store import cases as case_service
 from verifier.store.models import Comparison, DuplicateCandidate, Photo, ReviewCase, Student
 from verifier.store.photos import current_photo, read_photo
 
-from ..auth import REVIEWER, check_college, require
-from ..keys import Principal
-from ..problems import ApiProblem
-from ..schemas import CaseState, CaseType, NoteIn, ResolveIn
-from ..state import AppState, get_state
+from api.auth import REVIEWER, check_college, require
+from api.keys import Principal
+from api.problems import ApiProblem
+from api.schemas import CaseState, CaseType, NoteIn, ResolveIn
+from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CASE_ID = Path(ge=1, le=2**31 - 1)

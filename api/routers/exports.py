@@ -14,10 +14,10 @@ from fastapi.responses import Response
 
 from verifier.store import audit, export
 
-from ..auth import ACADEMIC, check_college, require
-from ..keys import Principal
-from ..schemas import ExportFormat, ExportKind
-from ..state import AppState, get_state
+from api.auth import ACADEMIC, check_college, require
+from api.keys import Principal
+from api.schemas import ExportFormat, ExportKind
+from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}

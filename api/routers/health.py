@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..auth import principal
-from ..keys import Principal
-from ..schemas import Health, Ready
-from ..state import AppState, get_state
+from api.auth import principal
+from api.keys import Principal
+from api.schemas import Health, Ready
+from api.state import AppState, get_state
 
 router = APIRouter(tags=["health"])
 

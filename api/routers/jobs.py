@@ -10,12 +10,12 @@ from fastapi import Path as PathParam
 
 from verifier.batch.runner import BatchOptions
 
-from ..auth import ACADEMIC, require
-from ..jobs import JobManager, sweep_function
-from ..keys import Principal
-from ..problems import ApiProblem
-from ..schemas import BatchJobIn, SweepJobIn
-from ..state import AppState, get_state
+from api.auth import ACADEMIC, require
+from api.jobs import JobManager, sweep_function
+from api.keys import Principal
+from api.problems import ApiProblem
+from api.schemas import BatchJobIn, SweepJobIn
+from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 JOB_ID = PathParam(min_length=1, max_length=32, pattern="^[0-9a-f]+$")

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Path
 
 from verifier.store.models import ApiKey
 
-from .. import keys as key_service
-from ..auth import ADMIN, principal, require
-from ..keys import Principal
-from ..schemas import KeyCreated, KeyIn, KeyOut, MeOut
-from ..state import AppState, get_state
+from api import keys as key_service
+from api.auth import ADMIN, principal, require
+from api.keys import Principal
+from api.schemas import KeyCreated, KeyIn, KeyOut, MeOut
+from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1", tags=["keys"])
 

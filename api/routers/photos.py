@@ -6,13 +6,13 @@ import time
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
-from verifier.checks import check_photo
+from verifier.photos.checks import check_photo
 
-from ..auth import ACADEMIC, ADMISSIONS, require
-from ..keys import Principal
-from ..problems import ApiProblem
-from ..schemas import CheckOut, CompareOut, ProfileName
-from ..state import AppState, get_state
+from api.auth import ACADEMIC, ADMISSIONS, require
+from api.keys import Principal
+from api.problems import ApiProblem
+from api.schemas import CheckOut, CompareOut, ProfileName
+from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1", tags=["photos"])
 

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from fastapi.responses import Response
 
 from verifier.batch.decision import StudentDecision, decide_student
-from verifier.fsutil import write_output
+from verifier.common.files import write_output
 from verifier.batch.runner import CASE_FOR, STORE_DECISION, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
-from verifier.reasons import REASONS, Severity
-from verifier.roster import load_roster
-from verifier.spec import display_name
+from verifier.common.reasons import REASONS, Severity
+from verifier.photos.roster import load_roster
+from verifier.photos.spec import display_name
 from verifier.store import audit, embeddings
 from verifier.store.cases import open_case
 from verifier.store.comparisons import latest_for_student, record_comparison
@@ -25,12 +25,12 @@ from verifier.store.models import Photo
 from verifier.store.photos import add_photo, current_photo, history, read_photo, set_check_result
 from verifier.store.students import RejectedRow, import_roster
 
-from ..auth import ACADEMIC, ADMISSIONS, require, visible_student
-from ..keys import Principal
-from ..limits import run_db
-from ..problems import ApiProblem
-from ..schemas import PhotoKind
-from ..state import AppState, get_state
+from api.auth import ACADEMIC, ADMISSIONS, require, visible_student
+from api.keys import Principal
+from api.limits import run_db
+from api.problems import ApiProblem
+from api.schemas import PhotoKind
+from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1", tags=["students"])
 KSH = Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$", description="考生号")

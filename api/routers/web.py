@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from verifier.fonts import FONT_FILE, cjk_font_path
+from verifier.common.fonts import FONT_FILE, cjk_font_path
 
 router = APIRouter(include_in_schema=False)
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = resources.files("api") / "templates"
 
 
 @router.get("/")

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.keys import create_key
-from verifier.settings import Settings
+from verifier.common.settings import Settings
 from verifier.store.cases import open_case
-from verifier.store.db import Database, open_database
+from verifier.store.db import Database
+from verifier.store.connect import open_database
 from verifier.store.students import get_student
 
 ROLES = ("admissions", "academic_affairs", "reviewer", "admin")

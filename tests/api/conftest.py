@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from apihelp import Env, open_env, seed
 
-from verifier.samples import make_cohort
+from verifier.demo.cohort import make_cohort
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from apihelp import ID_KEY, Env, make_keys, seed
 
-from verifier.settings import Settings
+from verifier.common.settings import Settings
 from verifier.store.audit import events_for
-from verifier.store.db import open_database
+from verifier.store.connect import open_database
 from verifier.store.models import ReviewCase
 from verifier.store.schema import upgrade
 

@@ -9,7 +9,7 @@ import schemathesis
 from apihelp import Env
 from hypothesis import HealthCheck, settings
 
-from api.commands import openapi_json
+from verifier.cli.serve import openapi_json
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 schema = schemathesis.openapi.from_dict(json.loads(DOC.read_text(encoding="utf-8")))

@@ -6,20 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 from apihelp import Env, open_env, seed
-from sqlalchemy import create_engine
-from store.conftest import _pg_schema_url, pg_server  # noqa: F401  (the store tests' PostgreSQL fixtures)
+from store.conftest import pg_schema, pg_server  # noqa: F401  (the store tests' PostgreSQL fixtures)
 
 from verifier.store.audit import events_for
 
 
 @pytest.fixture
 def pg_url(pg_server: str) -> Iterator[str]:  # noqa: F811
-    url, name = _pg_schema_url(pg_server)
-    yield url
-    engine = create_engine(pg_server)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    engine.dispose()
+    with pg_schema(pg_server) as url:
+        yield url
 
 
 def test_api_on_postgresql(pg_url: str, tmp_path, cache_dir, pipeline, api_cohort) -> None:

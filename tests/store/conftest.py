@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from verifier.store import schema
-from verifier.store.db import Database, normalise_url, open_database
+from verifier.store.db import Database, normalise_url
+from verifier.store.connect import open_database
 from verifier.store.photostore import PhotoStore
 
 RUN_TAG = uuid.uuid4().hex[:8]
@@ -54,14 +56,19 @@ def pg_server() -> Iterator[str]:
     engine.dispose()
 
 
-def _pg_schema_url(server: str) -> tuple[str, str]:
+@contextmanager
+def pg_schema(server: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh, empty schema on the test server; the schema is dropped afterwards."""
     name = f"vt_{RUN_TAG}_{uuid.uuid4().hex[:8]}"
     engine = create_engine(server)
     with engine.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    engine.dispose()
-    url = make_url(server).update_query_dict({"options": f"-csearch_path={name}"})
-    return url.render_as_string(hide_password=False), name
+    try:
+        yield make_url(server).update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,13 +77,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'home' / 'verifier.db'}"
         return
-    server = request.getfixturevalue("pg_server")
-    url, name = _pg_schema_url(server)
-    yield url
-    engine = create_engine(server)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    engine.dispose()
+    with pg_schema(request.getfixturevalue("pg_server")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from verifier.roster import Student as RosterStudent
+from verifier.photos.roster import Student as RosterStudent
 from verifier.store.models import Student
 
 ID_KEY = b"test-id-key-0123456789abcdef"
@@ -49,7 +49,7 @@ def concurrent_writer(url: str, store_root: str, worker: int, n: int, start_at: 
     import numpy as np
 
     from verifier.store import cases, comparisons, embeddings, photos
-    from verifier.store.db import open_database
+    from verifier.store.connect import open_database
     from verifier.store.photostore import PhotoStore
     from verifier.store.students import get_student
 

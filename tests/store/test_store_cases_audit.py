@@ -7,7 +7,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from storehelp import add_students
 
-from verifier.reasons import VerifierError
+from verifier.common.reasons import VerifierError
 from verifier.store import audit, cases
 from verifier.store.db import Database
 from verifier.store.models import AuditEvent, ReviewCase

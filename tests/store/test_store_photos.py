@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from storehelp import add_students, picture
 
-from verifier.reasons import VerifierError
+from verifier.common.reasons import VerifierError
 from verifier.store import comparisons, duplicates, embeddings, photos
 from verifier.store.audit import events_for
 from verifier.store.db import Database

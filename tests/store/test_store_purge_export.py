@@ -13,8 +13,8 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from storehelp import add_students, picture
 
-from verifier import cli
-from verifier.reasons import VerifierError
+from verifier.cli import main as cli
+from verifier.common.reasons import VerifierError
 from verifier.store import cases, comparisons, embeddings, photos, schema
 from verifier.store.db import Database
 from verifier.store.models import AuditEvent, Embedding, Photo
@@ -77,7 +77,7 @@ def test_purge_dry_run_then_real(db: Database, store: PhotoStore) -> None:
 def test_purge_by_intake_cli(db_url: str, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("VERIFIER_HOME", str(home))
     schema.upgrade(db_url)
-    from verifier.store.db import open_database
+    from verifier.store.connect import open_database
 
     db = open_database(db_url)
     _population(db, PhotoStore.for_home(home))

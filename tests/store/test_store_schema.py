@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from verifier import cli
-from verifier.reasons import VerifierError
-from verifier.settings import Settings
+from verifier.cli import main as cli
+from verifier.common.reasons import VerifierError
+from verifier.common.settings import Settings
 from verifier.store import schema
-from verifier.store.db import make_engine, normalise_url, open_database, resolve_url
+from verifier.store.db import make_engine, normalise_url, resolve_url
+from verifier.store.connect import open_database
 
 TABLES = {"students", "photos", "embeddings", "runs", "comparisons", "duplicate_candidates", "review_cases", "audit_events"}
 

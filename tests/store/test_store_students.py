@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import inspect, select, text
 from storehelp import ID_KEY, FakeRoster
 
-from verifier import cli
-from verifier.roster import Student as RosterStudent
-from verifier.roster import load_roster
+from verifier.cli import main as cli
+from verifier.photos.roster import Student as RosterStudent
+from verifier.photos.roster import load_roster
 from verifier.store import audit, schema
 from verifier.store.db import Database
 from verifier.store.models import Student

@@ -8,13 +8,13 @@ import numpy as np
 from sqlalchemy import select
 from storehelp import add_students, picture
 
-from verifier.settings import Settings
+from verifier.common.settings import Settings
 from verifier.store import cases, embeddings
 from verifier.store.db import Database
 from verifier.store.models import ReviewCase
 from verifier.store.photos import add_photo
 from verifier.store.photostore import PhotoStore
-from verifier.sweep import Sweep, SweepOptions
+from verifier.sweep.runner import Sweep, SweepOptions
 
 PACK = "sface-yunet-int8"
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..reasons import Reason, reason
-from ..results import Decision, Thresholds
-from ..score import decide
+from verifier.common.reasons import Reason, reason
+from verifier.core.results import Decision, Thresholds
+from verifier.core.score import decide
 
 # Reason codes that mean the face cannot be compared at all.
 UNCOMPARABLE_PREFIXES = ("FILE_", "IMAGE_", "CHECK_INTERNAL")

@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..fsutil import open_output
-from ..reasons import REASONS
-from ..tabular import TableWriter
-from .decision import DECISION_ZH, FLAGGED, StudentDecision
+from verifier.common.files import open_output
+from verifier.common.reasons import REASONS
+from verifier.common.tabular import TableWriter
+from verifier.batch.decision import DECISION_ZH, FLAGGED, StudentDecision
 
 COLUMNS = ["ksh", "student_no", "name", "college", "centre", "decision", "score", "reasons", "photo_issues"]
 HEADERS_ZH = ["考生号", "学号", "姓名", "学院", "学习中心", "结论", "相似度", "原因", "照片问题"]

@@ -24,28 +24,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import read_photo
-from ..fsutil import writable_dir
-from ..packs import load_pack
-from ..parallel import chunked, map_chunks
-from ..profiles import Profile, load_profile
-from ..reasons import VerifierError
-from ..roster import RosterLoad, load_roster
-from ..roster import Student as RosterStudent
-from ..settings import Settings, cpu_count
-from ..store import embeddings
-from ..store.cases import open_case
-from ..store.comparisons import get_comparison, record_comparison
-from ..store.db import Database, open_database
-from ..store.models import Photo
-from ..store.photos import add_photo, current_photo, set_check_result
-from ..store.photostore import PhotoStore, sha256_hex
-from ..store.runs import finish_run, latest_runs, start_run, update_counts
-from ..store.students import get_student, import_roster
-from .decision import Outcome, PhotoFindings, StudentDecision, decide_student, spec_issues
-from .report import BatchRow, write_reports
-from .snapshot import BLOCK, Snapshot, load_snapshot
-from .worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_students
+from verifier.photos.checks import read_photo
+from verifier.common.files import writable_dir
+from verifier.core.packs import load_pack
+from verifier.common.parallel import chunked, map_chunks
+from verifier.photos.profiles import Profile, load_profile
+from verifier.common.reasons import VerifierError
+from verifier.photos.roster import RosterLoad, load_roster
+from verifier.photos.roster import Student as RosterStudent
+from verifier.common.settings import Settings, cpu_count
+from verifier.store import embeddings
+from verifier.store.cases import open_case
+from verifier.store.comparisons import get_comparison, record_comparison
+from verifier.store.db import Database
+from verifier.store.connect import open_database
+from verifier.store.models import Photo
+from verifier.store.photos import add_photo, current_photo, set_check_result
+from verifier.store.photostore import PhotoStore, sha256_hex
+from verifier.store.runs import finish_run, latest_runs, start_run, update_counts
+from verifier.store.students import get_student, import_roster
+from verifier.batch.decision import Outcome, PhotoFindings, StudentDecision, decide_student, spec_issues
+from verifier.batch.report import BatchRow, write_reports
+from verifier.batch.snapshot import BLOCK, Snapshot, load_snapshot
+from verifier.batch.worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_students
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import numpy as np
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from ..store.embeddings import to_vector
-from ..store.models import Comparison, Embedding, Photo, Student
+from verifier.store.embeddings import to_vector
+from verifier.store.models import Comparison, Embedding, Photo, Student
 
 BLOCK = 500
 

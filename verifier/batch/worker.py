@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..align import align_face
-from ..checks import assess_bytes
-from ..profiles import Profile
-from ..reasons import Severity, reason
-from .decision import MIN_COMPARABLE_INTER_EYE, PhotoFindings
+from verifier.core.align import align_face
+from verifier.photos.checks import assess_bytes
+from verifier.photos.profiles import Profile
+from verifier.common.reasons import Severity, reason
+from verifier.batch.decision import MIN_COMPARABLE_INTER_EYE, PhotoFindings
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ _STATE: dict = {}
 
 def init_worker(pack_id: str | None, model_dir: str | None, profiles: dict[str, Profile], pipeline=None) -> None:
     """Build the pipeline; in a child process Ctrl-C is left to the parent, which drains work in flight."""
-    from ..parallel import init_pipeline, worker_pipeline
+    from verifier.core.workers import init_pipeline, worker_pipeline
 
     if multiprocessing.parent_process() is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

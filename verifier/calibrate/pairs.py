@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..faceset import IMAGE_SUFFIXES, identity_of
-from ..reasons import VerifierError
-from ..results import FaceAnalysis
+from verifier.common.faceset import IMAGE_SUFFIXES, identity_of
+from verifier.common.reasons import VerifierError
+from verifier.core.results import FaceAnalysis
 
 _TRUE = {"1", "true", "yes", "y", "same", "是"}
 _FALSE = {"0", "false", "no", "n", "different", "否"}

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..decode import decode_image
-from ..pipeline import read_image_file
-from ..reasons import VerifierError
-from .metrics import STANDARD_FMRS, EqualErrorRate, OperatingPoint, equal_error_rate, fnmr_at_fmr, rates_at
-from .pairs import PairSet, ScoredPairs, scored_from_embeddings
+from verifier.core.decode import decode_image
+from verifier.core.pipeline import read_image_file
+from verifier.common.reasons import VerifierError
+from verifier.calibrate.metrics import STANDARD_FMRS, EqualErrorRate, OperatingPoint, equal_error_rate, fnmr_at_fmr, rates_at
+from verifier.calibrate.pairs import PairSet, ScoredPairs, scored_from_embeddings
 
 DLIB_TOLERANCE = 0.6  # face_recognition's default: same person when the 128-d distance is <= 0.6
 DLIB_MAX_SIDE = 1024
@@ -128,8 +128,8 @@ def evaluate_dlib(pairs: PairSet, progress: Callable[[int], None] | None = None)
 def evaluate_pack(pairs: PairSet, pack_id: str, model_dir: Path | None, threads: int = 1,
                   progress: Callable[[int], None] | None = None) -> SystemResult:
     """Another verifier pack (e.g. an InsightFace pack from --peer-model-dir) on the same pairs."""
-    from ..pipeline import Pipeline
-    from .pairs import score_pairs
+    from verifier.core.pipeline import Pipeline
+    from verifier.calibrate.pairs import score_pairs
 
     pipeline = Pipeline.load(pack_id, model_dir, threads=threads)
     t0 = time.perf_counter()

@@ -15,11 +15,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..fonts import use_cjk_font_in_matplotlib  # noqa: E402
-from ..fsutil import open_output  # noqa: E402
-from ..results import Thresholds  # noqa: E402
-from .metrics import RocCurve, det_curve, probit  # noqa: E402
-from .quality_study import DEGRADATIONS, QualityStudy  # noqa: E402
+from verifier.common.fonts import use_cjk_font_in_matplotlib  # noqa: E402
+from verifier.common.files import open_output  # noqa: E402
+from verifier.core.results import Thresholds  # noqa: E402
+from verifier.calibrate.metrics import RocCurve, det_curve, probit  # noqa: E402
+from verifier.calibrate.quality_study import DEGRADATIONS, QualityStudy  # noqa: E402
 
 use_cjk_font_in_matplotlib()
 DPI = 90

@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..framing import frame_face
-from ..results import Face, FaceAnalysis, Thresholds
-from ..score import decide
+from verifier.photos.framing import frame_face
+from verifier.core.results import Face, FaceAnalysis, Thresholds
+from verifier.core.score import decide
 
 LEVELS = ("mild", "moderate", "severe")
 ABSORBED_LEVELS = ("mild", "moderate")  # low quality an office still meets; severe copies are for re-collection

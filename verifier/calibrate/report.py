@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import write_output
-from ..results import Thresholds
-from .metrics import ConfidenceInterval
-from .peers import SystemResult, side_by_side
-from .quality_study import BandCheck, QualityStudy
-from .thresholds import DuplicateArithmetic, Recommendation, TailModel
+from verifier.common.files import write_output
+from verifier.core.results import Thresholds
+from verifier.calibrate.metrics import ConfidenceInterval
+from verifier.calibrate.peers import SystemResult, side_by_side
+from verifier.calibrate.quality_study import BandCheck, QualityStudy
+from verifier.calibrate.thresholds import DuplicateArithmetic, Recommendation, TailModel
 
 AGE_GAP_IDENTITIES = ("clapton",)  # the face set's README: the same man decades apart
 

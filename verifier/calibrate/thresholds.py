@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..results import Decision, Thresholds
-from ..score import decide
-from .metrics import SortedScores, fnmr_at_fmr, operating_point_sorted
+from verifier.core.results import Decision, Thresholds
+from verifier.core.score import decide
+from verifier.calibrate.metrics import SortedScores, fnmr_at_fmr, operating_point_sorted
 
 GPD_TAIL_FRACTION = 0.10  # the upper 10 % of impostor scores feed the Generalised Pareto fit
 GPD_MIN_EXCEEDANCES = 100  # fewer exceedances than this: no GPD fit, the normal model alone

@@ -6,4 +6,4 @@ photos, embeddings, comparisons, duplicates, cases, audit, runs, purge, export.
 
 from __future__ import annotations
 
-from . import audit as _audit  # noqa: F401  (registers the ORM guards that keep audit rows append-only)
+from verifier.store import audit as _audit  # noqa: F401  (registers the ORM guards that keep audit rows append-only)

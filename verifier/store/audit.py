@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from ..reasons import VerifierError
-from .models import AuditEvent
+from verifier.common.reasons import VerifierError
+from verifier.store.models import AuditEvent
 
 
 def record(

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..reasons import VerifierError
-from . import audit
-from .models import CASE_OUTCOMES, CASE_TYPES, SUBJECT_TYPES, ReviewCase, utcnow
+from verifier.common.reasons import VerifierError
+from verifier.store import audit
+from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, SUBJECT_TYPES, ReviewCase, utcnow
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"in_review"}),

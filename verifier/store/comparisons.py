@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..reasons import VerifierError
-from .models import DECISIONS, Comparison, Photo
+from verifier.common.reasons import VerifierError
+from verifier.store.models import DECISIONS, Comparison, Photo
 
 
 @dataclass(frozen=True)

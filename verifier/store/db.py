@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..reasons import VerifierError
-from ..settings import Settings
+from verifier.common.reasons import VerifierError
+from verifier.common.settings import Settings
 
 T = TypeVar("T")
 
@@ -49,7 +48,7 @@ def safe_url(url: str) -> str:
         return "<invalid URL>"
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
     u = make_url(url)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or u.database.startswith("file:"):
         return None
@@ -76,7 +75,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
         raise VerifierError("STORE_DB_URL_INVALID", detail=f"backend {backend!r}")
     if backend == "postgresql":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         if create:
             _prepare_sqlite_file(path)
@@ -154,52 +153,6 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
-
-
-def open_database(url: str | None = None, *, settings: Settings | None = None, check: bool = True) -> Database:
-    """Open the database at url (or the resolved default) and refuse an un-migrated or newer-than-known schema.
-
-    A SQLite store whose file does not exist yet is the embedded default: it is created and migrated, and
-    stderr says so. An existing database at an older schema is refused (`verifier db upgrade` migrates it),
-    and a PostgreSQL database is never created or migrated here.
-    """
-    from .schema import require_current
-
-    resolved = normalise_url(url) if url else resolve_url(None, settings)
-    create_sqlite_store(resolved)
-    engine = make_engine(resolved)
-    try:
-        if check:
-            require_current(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return Database(resolved, engine)
-
-
-def create_sqlite_store(url: str) -> bool:
-    """Create and migrate the SQLite file of url when it does not exist yet; True when this call created it.
-
-    The store is built under a temporary name and linked into place, so another process never opens a
-    half-migrated file, and of two processes starting on a fresh home one creates it and the other uses it.
-    """
-    from .schema import upgrade
-
-    path = _sqlite_path(normalise_url(url))
-    if path is None or path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
-    try:
-        state = upgrade(f"sqlite:///{tmp}")
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-    print(f"新建数据库 / created a new SQLite store at {path} (schema {state.current})", file=sys.stderr)
-    return True
 
 
 def connect_error(exc: OperationalError, url: str) -> VerifierError:

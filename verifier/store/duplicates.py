@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..reasons import VerifierError
-from .models import DuplicateCandidate, Photo
+from verifier.common.reasons import VerifierError
+from verifier.store.models import DuplicateCandidate, Photo
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..reasons import VerifierError
-from .models import Embedding, Photo
+from verifier.common.reasons import VerifierError
+from verifier.store.models import Embedding, Photo
 
 
 def _to_bytes(vector: np.ndarray) -> tuple[bytes, int]:

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
-from ..fsutil import write_output
-from ..tabular import cell as safe_cell
-from .models import Comparison, Photo, ReviewCase, Student
+from verifier.common.files import write_output
+from verifier.common.tabular import cell as safe_cell
+from verifier.store.models import Comparison, Photo, ReviewCase, Student
 
 KINDS = ("cases", "comparisons", "students")
 FORMATS = ("csv", "xlsx")

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..reasons import VerifierError
-from . import audit
-from .models import CHECK_STATUSES, PHOTO_KINDS, Photo, Student
-from .photostore import PhotoStore, sha256_hex
+from verifier.common.reasons import VerifierError
+from verifier.store import audit
+from verifier.store.models import CHECK_STATUSES, PHOTO_KINDS, Photo, Student
+from verifier.store.photostore import PhotoStore, sha256_hex
 
 ADD_ATTEMPTS = 5
 

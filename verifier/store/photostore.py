@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fsutil import write_output
-from ..reasons import VerifierError
+from verifier.common.files import write_output
+from verifier.common.reasons import VerifierError
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..reasons import VerifierError
-from . import audit, runs
-from .db import Database
-from .models import Embedding, Photo, Student, utcnow
-from .photostore import PhotoStore
+from verifier.common.reasons import VerifierError
+from verifier.store import audit, runs
+from verifier.store.db import Database
+from verifier.store.models import Embedding, Photo, Student, utcnow
+from verifier.store.photostore import PhotoStore
 
 
 @dataclass(frozen=True)

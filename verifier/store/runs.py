@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .models import RUN_STATUSES, Run, utcnow
+from verifier.store import audit
+from verifier.store.models import RUN_STATUSES, Run, utcnow
 
 
 def start_run(session: Session, kind: str, parameters: dict[str, Any] | None = None, actor: str = "system") -> Run:

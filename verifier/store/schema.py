@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -13,11 +14,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from ..reasons import VerifierError
-from .db import connect_error, make_engine, normalise_url, safe_url
-from .models import Base
+from verifier.common.reasons import VerifierError
+from verifier.store.db import connect_error, make_engine, normalise_url, safe_url
+from verifier.store.models import Base
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(str(resources.files("verifier.store.migrations")))  # shipped in the package; Alembic wants a folder
 
 
 def alembic_config() -> Config:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..reasons import REASONS, VerifierError
-from . import audit
-from .models import Student
+from verifier.common.reasons import REASONS, VerifierError
+from verifier.store import audit
+from verifier.store.models import Student
 
 IMPORT_BATCH = 500
 _FIELDS = ("name", "student_no", "college", "centre", "intake")

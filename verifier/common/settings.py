@@ -1,0 +1,126 @@
+"""All configuration in one object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "verifier"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings; build with `Settings.from_env()`."""
+
+    home: Path = field(default_factory=lambda: Path("verifier-data"))
+    cache_dir: Path = field(default_factory=_default_cache)
+    model_dir: Path | None = None
+    pack: str = "sface-yunet-int8"
+    threads: int = 1
+    max_pixels: int = 40_000_000
+    max_file_bytes: int = 50 * 1024 * 1024
+    db_url: str | None = None
+    id_key: str | None = field(default=None, repr=False)
+    # Outputs that are symlinks are refused unless this is set (--follow-symlinks, VERIFIER_FOLLOW_SYMLINKS=1).
+    follow_symlinks: bool = False
+    # HTTP API (`verifier serve`): request body cap, pixel cap for uploads, per-request timeout,
+    # inference slots (0 = one per core) and how many requests may wait for one before a 503.
+    api_max_body_bytes: int = 2 * 1024 * 1024
+    api_max_pixels: int = 16_000_000
+    api_timeout_s: float = 30.0
+    api_inference_slots: int = 0
+    api_inference_queue: int = 2
+    api_retry_after_s: int = 1
+    api_files_root: Path | None = None
+    api_job_workers: int = 1
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        """Read VERIFIER_* variables; unset ones keep their defaults."""
+        e = os.environ if env is None else env
+        kw: dict = {}
+        if e.get("VERIFIER_HOME"):
+            kw["home"] = Path(e["VERIFIER_HOME"])
+        if e.get("VERIFIER_CACHE_DIR"):
+            kw["cache_dir"] = Path(e["VERIFIER_CACHE_DIR"])
+        if e.get("VERIFIER_MODEL_DIR"):
+            kw["model_dir"] = Path(e["VERIFIER_MODEL_DIR"])
+        if e.get("VERIFIER_PACK"):
+            kw["pack"] = e["VERIFIER_PACK"]
+        if e.get("VERIFIER_THREADS"):
+            kw["threads"] = max(1, int(e["VERIFIER_THREADS"]))
+        if e.get("VERIFIER_MAX_PIXELS"):
+            kw["max_pixels"] = int(e["VERIFIER_MAX_PIXELS"])
+        if e.get("VERIFIER_DB"):
+            kw["db_url"] = e["VERIFIER_DB"]
+        if e.get("VERIFIER_ID_KEY"):
+            kw["id_key"] = e["VERIFIER_ID_KEY"]
+        if e.get("VERIFIER_FOLLOW_SYMLINKS"):
+            kw["follow_symlinks"] = e["VERIFIER_FOLLOW_SYMLINKS"].strip().lower() in ("1", "true", "yes")
+        for var, name, kind in _API_ENV:
+            if e.get(var):
+                kw[name] = kind(e[var])
+        return cls(**kw)
+
+    @property
+    def config_file(self) -> Path:
+        """Optional TOML config (`db_url = "..."`) read after the environment."""
+        return self.home / "config.toml"
+
+    def resolve_db_url(self, cli_url: str | None = None) -> str:
+        """Database URL: --db, then VERIFIER_DB, then config.toml's db_url, then SQLite under home."""
+        if cli_url:
+            return cli_url
+        if self.db_url:
+            return self.db_url
+        if self.config_file.is_file():
+            import tomllib
+
+            with self.config_file.open("rb") as fh:
+                configured = tomllib.load(fh).get("db_url")
+            if configured:
+                return str(configured)
+        return f"sqlite:///{(self.home / 'verifier.db').resolve()}"
+
+    def id_key_bytes(self) -> bytes:
+        """Key for the 身份证号 HMAC: VERIFIER_ID_KEY, else `<home>/id.key` (created 0600 on first use)."""
+        from verifier.common.reasons import VerifierError
+
+        if self.id_key is not None:
+            if len(self.id_key) < 16:
+                raise VerifierError("STORE_ID_KEY_INVALID", detail="VERIFIER_ID_KEY is shorter than 16 characters")
+            return self.id_key.encode("utf-8")
+        path = self.home / "id.key"
+        if not path.exists():
+            import secrets
+
+            from verifier.common.files import create_exclusive
+
+            create_exclusive(path, (secrets.token_hex(32) + "\n").encode("ascii"))  # another process's key wins
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) < 16:
+            raise VerifierError("STORE_ID_KEY_INVALID", detail=f"{path} holds fewer than 16 characters")
+        return key.encode("ascii")
+
+
+_API_ENV: tuple[tuple[str, str, type], ...] = (
+    ("VERIFIER_API_MAX_BODY", "api_max_body_bytes", int),
+    ("VERIFIER_API_MAX_PIXELS", "api_max_pixels", int),
+    ("VERIFIER_API_TIMEOUT", "api_timeout_s", float),
+    ("VERIFIER_API_SLOTS", "api_inference_slots", int),
+    ("VERIFIER_API_QUEUE", "api_inference_queue", int),
+    ("VERIFIER_API_FILES_ROOT", "api_files_root", Path),
+    ("VERIFIER_API_JOB_WORKERS", "api_job_workers", int),
+)
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respects affinity masks)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,1 @@
+"""Photo specification and quality checks, profiles, ID framing, the fixer, rosters and their reconciliation and reports."""
