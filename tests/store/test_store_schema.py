@@ -103,9 +103,8 @@ def test_cli_refuses_unmigrated(db_url: str, capsys: pytest.CaptureFixture[str])
     assert "verifier db upgrade" in capsys.readouterr().err
 
 
-def test_sqlite_pragmas(db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("SQLite pragmas")
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'v.db'}"
     schema.upgrade(db_url)
     db = open_database(db_url)
     with db.engine.connect() as conn:

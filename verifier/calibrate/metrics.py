@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SUPPORT_FACTOR = 3.0  # an FMR of p needs about 3/p impostor pairs (rule of three) before it is measured at all
-STANDARD_FMRS = (1e-2, 1e-3, 1e-4)
+STANDARD_FMRS = (1e-2, 1e-3, 1e-4, 1e-5)
 
 
 @dataclass(frozen=True)

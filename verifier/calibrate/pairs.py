@@ -29,6 +29,7 @@ class PairSet:
     same: np.ndarray
     source: str
     notes: list[str] = field(default_factory=list)
+    folds: np.ndarray | None = None  # the protocol's fold of each pair (10-fold accuracy); None: assigned at random
 
     @property
     def n_genuine(self) -> int:
@@ -57,6 +58,7 @@ class ScoredPairs:
     identity_names: list[str]
     unusable: dict[str, str]
     pairs_dropped: int
+    folds: np.ndarray | None = None
 
     @property
     def genuine(self) -> np.ndarray:
@@ -247,4 +249,5 @@ def scored_from_embeddings(pairs: PairSet, emb: np.ndarray, ok: np.ndarray, unus
         identity_names=names,
         unusable=unusable,
         pairs_dropped=int((~keep).sum()),
+        folds=None if pairs.folds is None else pairs.folds[keep],
     )

@@ -20,6 +20,7 @@ from verifier.core.pipeline import read_image_file
 from verifier.common.reasons import VerifierError
 from verifier.calibrate.metrics import STANDARD_FMRS, EqualErrorRate, OperatingPoint, equal_error_rate, fnmr_at_fmr, rates_at
 from verifier.calibrate.pairs import PairSet, ScoredPairs, scored_from_embeddings
+from verifier.calibrate.protocols import FoldAccuracy, default_folds, ten_fold_accuracy
 
 DLIB_TOLERANCE = 0.6  # face_recognition's default: same person when the 128-d distance is <= 0.6
 DLIB_MAX_SIDE = 1024
@@ -39,6 +40,8 @@ class SystemResult:
     native_label: str = ""
     native_rates: tuple[float, float] | None = None  # (FMR, FNMR) at the native threshold
     notes: list[str] = field(default_factory=list)
+    ten_fold: FoldAccuracy | None = None
+    ten_fold_basis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +62,8 @@ class SystemResult:
             "lowest_genuine": float(self.scored.genuine.min()) if self.scored.same.any() else None,
             "highest_impostor": float(self.scored.impostor.max()) if (~self.scored.same).any() else None,
             "notes": self.notes,
+            "ten_fold_accuracy": None if self.ten_fold is None else {**self.ten_fold.to_dict(), "basis": self.ten_fold_basis},
+            "tar_at_far": {f"{op.target_fmr:g}": (1 - op.fnmr if op.supported else None) for op in self.operating_points},
         }
 
 
@@ -69,12 +74,32 @@ def summarize(name: str, scored: ScoredPairs, seconds_per_image: float, score_ki
     g, i = scored.genuine, scored.impostor
     ops = [fnmr_at_fmr(g, i, f) for f in fmrs]
     native = rates_at(g, i, native_threshold) if native_threshold is not None else None
-    return SystemResult(name, score_kind, scored, equal_error_rate(g, i), ops, seconds_per_image, native_threshold, native_label, native, list(notes))
+    acc, basis = ten_fold_of(scored)
+    return SystemResult(name, score_kind, scored, equal_error_rate(g, i), ops, seconds_per_image, native_threshold, native_label, native,
+                        list(notes), acc, basis)
+
+
+BALANCED_MAX = 30_000  # pairs of each kind in the balanced sample that 10-fold accuracy uses when there is no protocol
+
+
+def ten_fold_of(scored: ScoredPairs, seed: int = 0) -> tuple[FoldAccuracy | None, str]:
+    """10-fold accuracy on the protocol's folds; without a protocol, on a balanced random sample (as LFW balances 50/50)."""
+    if scored.folds is not None:
+        return ten_fold_accuracy(scored.scores, scored.same, scored.folds), "the protocol's folds"
+    gen, imp = np.flatnonzero(scored.same), np.flatnonzero(~scored.same)
+    n = min(gen.size, imp.size, BALANCED_MAX)
+    if n < 10:
+        return None, "too few pairs"
+    rng = np.random.default_rng(seed)
+    pick = np.concatenate([rng.choice(gen, n, replace=False), rng.choice(imp, n, replace=False)])
+    acc = ten_fold_accuracy(scored.scores[pick], scored.same[pick], default_folds(pick.size, seed=seed))
+    return acc, f"balanced random sample of {n:,} genuine and {n:,} impostor pairs in 10 random folds (no protocol file)"
 
 
 def dlib_available() -> bool:
     """True when face_recognition and its models are importable."""
-    return all(importlib.util.find_spec(m) is not None for m in ("face_recognition", "face_recognition_models", "dlib"))
+    # face_recognition_models finds its files through pkg_resources (setuptools < 81); without it the import quits the process.
+    return all(importlib.util.find_spec(m) is not None for m in ("face_recognition", "face_recognition_models", "dlib", "pkg_resources"))
 
 
 def _dlib_embed(path: Path, fr: Any) -> tuple[np.ndarray | None, str | None]:
@@ -153,16 +178,17 @@ def _fmt(x: float | None, pct: bool = True) -> str:
 def side_by_side(results: Sequence[SystemResult]) -> list[list[str]]:
     """A table (header row first) comparing the systems on the same pairs."""
     fmrs = [op.target_fmr for op in results[0].operating_points] if results else []
-    header = ["system", "images unusable", "pairs scored (gen/imp)", "EER", *[f"FNMR@FMR={f:g}" for f in fmrs],
+    header = ["system", "images unusable", "pairs scored (gen/imp)", "10-fold acc", "EER", *[f"TAR@FAR={f:g}" for f in fmrs],
               "own threshold", "FMR / FNMR there", "lowest genuine", "highest impostor", "s/image"]
     rows = [header]
     for r in results:
         d = r.to_dict()
-        ops = [_fmt(op.fnmr) + ("" if op.supported else " (n/s)") for op in r.operating_points]
+        ops = [_fmt(1 - op.fnmr) + ("" if op.supported else " (n/s)") for op in r.operating_points]
+        acc = "-" if r.ten_fold is None else f"{r.ten_fold.mean:.2%} ± {r.ten_fold.std:.2%}"
         native = "-" if r.native_rates is None else f"{_fmt(r.native_rates[0])} / {_fmt(r.native_rates[1])}"
         dist = r.score_kind.startswith("minus")
         low, high = (f"d={-d[k]:.3f}" if dist and d[k] is not None else _fmt(d[k], False) for k in ("lowest_genuine", "highest_impostor"))
-        rows.append([r.name, str(len(r.scored.unusable)), f"{d['genuine']}/{d['impostor']}", _fmt(r.eer.eer), *ops,
+        rows.append([r.name, str(len(r.scored.unusable)), f"{d['genuine']}/{d['impostor']}", acc, _fmt(r.eer.eer), *ops,
                      r.native_label or "-", native, low, high,
                      f"{r.seconds_per_image:.3f}"])
     return rows

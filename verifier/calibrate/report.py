@@ -13,7 +13,7 @@ from verifier.core.results import Thresholds
 from verifier.calibrate.metrics import ConfidenceInterval
 from verifier.calibrate.peers import SystemResult, side_by_side
 from verifier.calibrate.quality_study import BandCheck, QualityStudy
-from verifier.calibrate.thresholds import DuplicateArithmetic, Recommendation, TailModel
+from verifier.calibrate.thresholds import DuplicateArithmetic, Recommendation, ReviewBand, TailModel
 
 AGE_GAP_IDENTITIES = ("clapton",)  # the face set's README: the same man decades apart
 
@@ -49,6 +49,9 @@ class CalibrationReport:
     band: BandCheck | None = None
     band_current: BandCheck | None = None
     notes: list[str] = field(default_factory=list)
+    target_fnmr: float = 1e-3
+    workload: ReviewBand | None = None
+    workload_current: ReviewBand | None = None
 
 
 def _pct(x: float) -> str:
@@ -98,7 +101,26 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
         "false-non-match rates are equal; lower is better.",
         "决策规则：分数 ≥ accept 判为同一人（通过）；分数 < reject 判为不一致（送身份复核）；两者之间送人工复核。",
         "Decision rule: score ≥ accept is a match; score < reject is a mismatch (sent to identity re-review); anything between goes to a reviewer.",
+        f"选取方法：accept 取冒认（异人）分数分布上误识率 ≤ {r.target_fmr:g} 的点（误判“通过”意味着冒名者可能取得学历注册）；reject 取同人分数分布上"
+        f"拒真率 ≤ {r.target_fnmr:g} 的点（真学生被送去身份复核是严重事件）；两者之间由人工复核（只花复核人员一分钟）。",
+        f"How they are chosen: accept from the impostor distribution at FMR ≤ {r.target_fmr:g} (a false match lets an impersonator "
+        f"register a degree); reject from the genuine distribution at FNMR ≤ {r.target_fnmr:g} (a genuine graduate sent to identity "
+        "re-review is a serious event for the student); what lies between costs a reviewer a minute.",
     ]))
+    if r.workload is not None:
+        w, w0 = r.workload, r.workload_current
+        rows = [["thresholds 阈值", "genuine: match / review / mismatch 同人：通过/复核/不一致", "impostor: match / review / mismatch 异人：通过/复核/不一致",
+                 "reviews per 1,000 graduates 每千名毕业生复核数"]]
+        for label, band in (("recommended 建议", w), ("current 现值", w0)):
+            if band is not None:
+                rows.append([label, f"{band.genuine_match:.2%} / {band.genuine_review:.2%} / {band.genuine_mismatch:.3%}",
+                             f"{band.impostor_match:.4%} / {band.impostor_review:.2%} / {band.impostor_mismatch:.2%}",
+                             f"{band.reviews_per_1000_graduates:.0f}"])
+        b.append(Block("table", rows))
+        b.append(Block("p", "复核工作量按“几乎所有毕业生都是本人”估算：每千名毕业生中同人对落入复核区间的数量。异人一栏说明冒名者会被如何处理："
+                            "落入复核区间的由人工发现，低于 reject 的直接送身份复核。/ The workload assumes almost every graduate is genuine: "
+                            "genuine pairs in the review band per thousand graduates. The impostor columns say what happens to an "
+                            "impersonator: in the band a reviewer catches them, below reject they go straight to identity re-review."))
     if eer_ci is not None and eer_ci.high == 0:
         b.append(Block("p", f"样本中真匹配与冒认分数完全分开，所以 EER 与区间都是 0。这不代表错误率为 0：按“三分之一法则”，"
                             f"{r.n_identities} 人时 95% 上限约为 3/{r.n_identities} = {3 / max(r.n_identities, 1):.0%}。 / "
@@ -107,10 +129,13 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
                             f"3/{r.n_identities} = {3 / max(r.n_identities, 1):.0%}."))
 
     b.append(Block("h", "二、误识率与拒真率 / Error rates at fixed false-match rates"))
-    rows = [["FMR target 目标误识率", "threshold 阈值", "FNMR 拒真率 [95% CI]", "supported? 样本是否足够"]]
+    if own.ten_fold is not None:
+        b.append(Block("p", f"10 折准确率 / 10-fold accuracy: {own.ten_fold.mean:.2%} ± {own.ten_fold.std:.2%} ({own.ten_fold_basis}); "
+                            f"EER {own.eer.eer:.2%}."))
+    rows = [["FMR (FAR) target 目标误识率", "threshold 阈值", "TAR 通过率", "FNMR 拒真率 [95% CI]", "supported? 样本是否足够"]]
     for op in own.operating_points:
         key = f"fnmr@{op.target_fmr:g}"
-        rows.append([f"{op.target_fmr:g}", f"{op.threshold:.3f}", _ci(r.intervals.get(key)),
+        rows.append([f"{op.target_fmr:g}", f"{op.threshold:.3f}", _pct(1 - op.fnmr) if op.supported else "-", _ci(r.intervals.get(key)),
                      ("是 / yes: " if op.supported else "否 / no: ") + op.note])
     b.append(Block("table", rows))
     b.append(Block("p", "要“看到”误识率 p，至少需要约 3/p 个冒认对（1e-2 需 300 对，1e-3 需 3,000 对，1e-4 需 30,000 对）。样本不够时，"
@@ -136,9 +161,11 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
                    + ([] if any(m.kind == "gpd" for m in r.models) else
                       ["Generalised Pareto fit skipped: the top 10% holds fewer than 100 impostor scores / 冒认对太少，未做广义帕累托尾部拟合"])))
     b.append(Block("code", "\n".join(r.duplicate.lines())))
-    rows = [["N 学生数", "pairs 比较对数", "per-pair FMR 每对允许误报率", "threshold 阈值", f"expected false pairs at {r.duplicate.current:.3f} 现值下预计误报"]]
+    rows = [["N 学生数", "pairs 比较对数", "per-pair FMR 每对允许误报率", "threshold 阈值", "GPD 95% interval 区间",
+             f"expected false pairs at {r.duplicate.current:.3f} 现值下预计误报"]]
     for t in r.duplicate.table:
-        rows.append([f"{t['gallery_size']:,}", f"{t['pairs']:,}", f"{t['per_pair_fmr']:.2e}", f"{t['threshold']:.3f}", f"{t['expected_at_current']:.3g}"])
+        ci = f"[{t['gpd_low']:.3f}, {t['gpd_high']:.3f}]" if "gpd_low" in t else "-"
+        rows.append([f"{t['gallery_size']:,}", f"{t['pairs']:,}", f"{t['per_pair_fmr']:.2e}", f"{t['threshold']:.3f}", ci, f"{t['expected_at_current']:.3g}"])
     b.append(Block("table", rows))
     dup = rec.duplicate.value
     caught = float((own.scored.genuine >= dup).mean()) if n_gen else math.nan
@@ -221,7 +248,14 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
     else:
         b.append(Block("p", "本数据没有标注年龄差距的照片对。/ This data has no pair marked as an age gap."))
 
-    b.append(Block("h", "六、与其他系统对比 / Other systems on the same pairs"))
+    b.append(Block("h", "六、分组结果 / Per-group figures"))
+    b.append(Block("p", "本数据没有标注人种（如东亚面孔）、年龄差距或姿态的分组标签，因此无法给出分组误识率/拒真率；单一阈值对某一组的代价也无法在此测量。"
+                        "需要：带东亚面孔标签的数据、AgeDB/CALFW 式跨年龄对、CFP-FP/CPLFW 式姿态对（放入 ../shared/eval/ 后重跑 verifier calibrate）。"
+                        " / This data carries no group label (East-Asian faces, age gap, pose), so no per-group error rates can be given and "
+                        "what one threshold costs a group cannot be measured here. Needed: East-Asian-labelled data, AgeDB/CALFW-style "
+                        "age-gap pairs, CFP-FP/CPLFW-style pose pairs (place them under ../shared/eval/ and rerun verifier calibrate)."))
+
+    b.append(Block("h", "七、与其他系统对比 / Other systems on the same pairs"))
     b.append(Block("table", side_by_side([own, *r.peers])))
     b.append(Block("p", "同一批照片对、同一套指标。face_recognition（dlib）的分数是负欧氏距离，阈值 0.6 为其库默认值。“(n/s)”表示冒认对数量不足以测量该误识率。"
                         " / Same pairs, same metrics. face_recognition (dlib) scores are minus the Euclidean distance; 0.6 is the library's "
@@ -229,10 +263,15 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
     if not r.peers:
         b.append(Block("p", "未运行其他系统（未安装 face_recognition，也未给出 --peer-pack）。/ No peer ran (face_recognition not installed, no --peer-pack)."))
 
-    b.append(Block("h", "七、局限 / Limits"))
+    b.append(Block("h", "八、局限 / Limits"))
+    supported = [op.target_fmr for op in own.operating_points if op.supported]
     b.append(Block("list", [
-        f"样本只有 {r.n_identities} 人、{r.n_images} 张照片，是冒烟测试集，远不足以支持低误识率（1e-3、1e-4）的结论。/ "
-        f"{r.n_identities} people and {r.n_images} photos is a smoke set, far too small for claims at low FMRs (1e-3, 1e-4).",
+        f"样本 {r.n_identities} 人、{r.n_images} 张照片、{n_imp:,} 个异人对；可实测的最低误识率约为 3/{n_imp:,} = {3 / max(n_imp, 1):.1e}"
+        f"（{'、'.join(f'{f:g}' for f in supported) or '无标准点'}可测）。/ {r.n_identities} people, {r.n_images} photos, {n_imp:,} impostor "
+        f"pairs: the lowest FMR measured rather than extrapolated is about 3/{n_imp:,} = {3 / max(n_imp, 1):.1e} "
+        f"(measurable: {', '.join(f'{f:g}' for f in supported) or 'none of the standard points'}).",
+        *([f"这么小的样本只是冒烟测试集，不能据此下低误识率的结论。/ A sample this small is a smoke set: no claim at low FMRs rests on it."]
+          if n_imp < 30_000 else []),
         "同一人的照片对彼此相关，所以区间按人重抽样；人数少时区间本身也不可靠。/ Pairs of one person are correlated, hence the "
         "identity bootstrap; with few people the interval itself is rough.",
         "样本多为欧美公众人物的生活照，与中国高校学生的证件照不同；阈值应在本校照片上重新校准（verifier calibrate --write-pack）。/ "

@@ -12,11 +12,14 @@ from scipy import stats
 
 from verifier.core.results import Decision, Thresholds
 from verifier.core.score import decide
-from verifier.calibrate.metrics import SortedScores, fnmr_at_fmr, operating_point_sorted
+from verifier.calibrate.metrics import SortedScores, fnmr_at_fmr, needed_impostor_pairs, operating_point_sorted
 
-GPD_TAIL_FRACTION = 0.10  # the upper 10 % of impostor scores feed the Generalised Pareto fit
+GPD_TAIL_FRACTION = 0.10  # the upper 10 % of impostor scores feed the Generalised Pareto fit ...
+GPD_MAX_EXCEEDANCES = 50_000  # ... but at most the highest 50,000 (tens of thousands is what the tail needs)
 GPD_MIN_EXCEEDANCES = 100  # fewer exceedances than this: no GPD fit, the normal model alone
 GALLERY_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+DEFAULT_TARGET_FMR = 1e-5  # accept: a false match lets an impersonator register a degree
+DEFAULT_TARGET_FNMR = 1e-3  # reject: a genuine graduate sent to identity re-review is a serious event for the student
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,48 @@ def fit_normal(impostor: np.ndarray, weights: np.ndarray | None = None) -> TailM
     return TailModel("normal", int(x.size), mean=mean, sd=sd)
 
 
-def fit_gpd(impostor: np.ndarray, tail_fraction: float = GPD_TAIL_FRACTION, min_exceedances: int = GPD_MIN_EXCEEDANCES) -> TailModel | None:
-    """Generalised Pareto model of the upper impostor tail, or None when too few scores exceed the tail threshold."""
-    x = np.sort(np.asarray(impostor, np.float64))
-    u = float(np.quantile(x, 1 - tail_fraction))
-    y = x[x > u] - u
+def fit_gpd(impostor: np.ndarray, tail_fraction: float = GPD_TAIL_FRACTION, min_exceedances: int = GPD_MIN_EXCEEDANCES,
+            max_exceedances: int = GPD_MAX_EXCEEDANCES) -> TailModel | None:
+    """Generalised Pareto model of the upper impostor tail, or None when too few scores exceed the tail threshold.
+
+    The tail is the upper `tail_fraction` of the scores, capped at the highest `max_exceedances`.
+    """
+    x = np.asarray(impostor, np.float64)
+    k = min(int(x.size * tail_fraction), max_exceedances)
+    if k < min_exceedances:
+        return None
+    top = np.sort(np.partition(x, x.size - k - 1)[x.size - k - 1:])
+    u = float(top[0])
+    y = top[1:] - u
+    y = y[y > 0]
     if y.size < min_exceedances:
         return None
     shape, _, scale = stats.genpareto.fit(y, floc=0.0)
     return TailModel("gpd", int(x.size), u=u, p_u=y.size / x.size, shape=float(shape), scale=float(scale))
+
+
+def gpd_duplicate_intervals(impostor: np.ndarray, max_false_duplicates: float, sizes: Sequence[int] = GALLERY_SIZES,
+                            n_boot: int = 200, level: float = 0.95, seed: int = 0) -> dict[int, tuple[float, float]] | None:
+    """Bootstrap intervals of the GPD duplicate threshold per gallery size (the tail's exceedances resampled and refitted)."""
+    model = fit_gpd(impostor)
+    if model is None:
+        return None
+    x = np.asarray(impostor, np.float64)
+    k = round(model.p_u * model.n)
+    top = np.sort(np.partition(x, x.size - k)[x.size - k:])
+    rng = np.random.default_rng(seed)
+    reps = {n: [] for n in sizes}
+    for _ in range(n_boot):
+        y = rng.choice(top, size=top.size, replace=True) - model.u
+        y = y[y > 0]
+        if y.size < GPD_MIN_EXCEEDANCES:
+            continue
+        shape, _, scale = stats.genpareto.fit(y, floc=0.0)
+        m = TailModel("gpd", model.n, u=model.u, p_u=y.size / model.n, shape=float(shape), scale=float(scale))
+        for n in sizes:
+            reps[n].append(m.isf(max_false_duplicates / pairs_per_sweep(n)))
+    a = (1 - level) / 2
+    return {n: (float(np.nanquantile(v, a)), float(np.nanquantile(v, 1 - a))) for n, v in reps.items() if v}
 
 
 def tail_models(impostor: np.ndarray) -> list[TailModel]:
@@ -187,49 +223,86 @@ class Recommendation:
 
 
 def recommend_accept(genuine: np.ndarray, impostor: np.ndarray, target_fmr: float, current: float, models: Sequence[TailModel]) -> ThresholdChoice:
-    """Measured threshold at the target FMR when the impostor count supports it; else keep the current value."""
+    """Measured threshold at the target FMR when the impostor count supports it.
+
+    Otherwise the threshold measured at the lowest FMR the data support (3 / impostor pairs), or the tail
+    model's estimate at the target, whichever is stricter; the words say which and why.
+    """
     op = fnmr_at_fmr(genuine, impostor, target_fmr)
-    model_t = max(m.isf(target_fmr) for m in models if math.isfinite(m.isf(target_fmr)))
+    estimates = [m.isf(target_fmr) for m in models if math.isfinite(m.isf(target_fmr))]
+    model_t = max(estimates) if estimates else math.nan
     if op.supported:
         value = _ceil3(op.threshold)
         return ThresholdChoice("accept", value, "measured",
                                f"smallest threshold with FMR <= {target_fmr:g} on {op.n_impostor:,} impostor pairs (FNMR there {op.fnmr:.2%})",
-                               f"在 {op.n_impostor:,} 个冒认对上，使误识率不超过 {target_fmr:g} 的最小阈值（此时拒真率 {op.fnmr:.2%}）", model_t)
-    return ThresholdChoice("accept", current, "kept",
+                               f"在 {op.n_impostor:,} 个异人对上，使误识率不超过 {target_fmr:g} 的最小阈值（此时拒真率 {op.fnmr:.2%}）", model_t)
+    lowest = needed_fmr = 3.0 / max(op.n_impostor, 1)
+    at_lowest = fnmr_at_fmr(genuine, impostor, lowest)
+    measured = _ceil3(at_lowest.threshold)
+    value = max(measured, _ceil3(model_t)) if math.isfinite(model_t) else measured
+    which_en = "the tail model's estimate at the target" if value > measured else f"the threshold measured at FMR {needed_fmr:.1e}"
+    which_zh = "尾部模型在目标误识率处的估计" if value > measured else f"在误识率 {needed_fmr:.1e} 处实测的阈值"
+    return ThresholdChoice("accept", value, "lowest-supported",
                            f"{op.n_impostor:,} impostor pairs cannot measure an FMR of {target_fmr:g} (about {op.needed_impostor:,} needed); "
-                           f"the current value stays (tail-model estimate {model_t:.3f}, highest impostor seen {float(np.max(impostor)):.3f})",
-                           f"{op.n_impostor:,} 个冒认对不足以测量 {target_fmr:g} 的误识率（约需 {op.needed_impostor:,} 个），保留现值"
-                           f"（尾部模型估计 {model_t:.3f}，样本中最高冒认分 {float(np.max(impostor)):.3f}）", model_t)
+                           f"the lowest FMR they support is {needed_fmr:.1e} (threshold {measured:.3f}); the tail model puts FMR {target_fmr:g} at "
+                           f"{model_t:.3f}; the stricter is used: {which_en}",
+                           f"{op.n_impostor:,} 个异人对不足以测量 {target_fmr:g} 的误识率（约需 {op.needed_impostor:,} 个）；数据可支持的最低误识率为 "
+                           f"{needed_fmr:.1e}（阈值 {measured:.3f}）；尾部模型估计 {target_fmr:g} 处为 {model_t:.3f}；取较严者：{which_zh}", model_t)
 
 
-def recommend_reject(genuine_hard: np.ndarray, impostor: np.ndarray, current: float, accept: float, review_budget: float = 0.02) -> ThresholdChoice:
-    """Keep the current reject unless hard genuine pairs (age gap, low quality above the floor) fall below it.
+def recommend_reject_fnmr(genuine: np.ndarray, target_fnmr: float, accept: float) -> ThresholdChoice:
+    """The highest threshold (floored to 0.001) that sends at most `target_fnmr` of genuine pairs below it; never above accept.
 
-    Then lower it to just under the lowest of them, but not so far that more than
-    `review_budget` of impostor pairs would land in review.
+    With fewer genuine pairs than 3 / target, the lowest FNMR they support (3 / genuine pairs) is used, and said.
     """
-    imp = SortedScores.of(impostor)
-    floor = operating_point_sorted(SortedScores.of(np.zeros(1)), imp, review_budget).threshold
-    lowest = float(np.min(genuine_hard)) if np.size(genuine_hard) else math.inf
-    need = math.floor(lowest * 1000) / 1000
-    share_now = float(imp.share_at_or_above(current))
-    if need >= current:
-        return ThresholdChoice("reject", min(current, accept), "kept",
-                               f"every hard genuine pair (lowest {lowest:.3f}) already scores at or above the current reject; "
-                               f"{share_now:.1%} of impostor pairs fall in the review band",
-                               f"所有困难真匹配对（最低 {lowest:.3f}）均不低于现有拒绝阈值；{share_now:.1%} 的冒认对落入复核区间", need)
-    value = min(accept, max(need, _ceil3(floor)))
-    share = float(imp.share_at_or_above(value))
-    if value >= current:
-        return ThresholdChoice("reject", current, "kept",
-                               f"hard genuine pairs reach down to {lowest:.3f}, but lowering reject below {current:.3f} would send more than "
-                               f"{review_budget:.0%} of impostor pairs to review; those pairs need quality routing or re-collection",
-                               f"困难真匹配对低至 {lowest:.3f}，但拒绝阈值若低于 {current:.3f}，超过 {review_budget:.0%} 的冒认对会进入复核；"
-                               f"这些照片应按质量转复核或重新采集", need)
-    return ThresholdChoice("reject", value, "lowered",
-                           f"lowered so hard genuine pairs down to {lowest:.3f} go to review; {share:.1%} of impostor pairs then fall in the review band "
-                           f"(budget {review_budget:.0%})",
-                           f"下调后低至 {lowest:.3f} 的困难真匹配对进入复核；此时 {share:.1%} 的冒认对落入复核区间（上限 {review_budget:.0%}）", need)
+    g = np.sort(np.asarray(genuine, np.float64))
+    n = g.size
+    need = needed_impostor_pairs(target_fnmr)
+    rate = target_fnmr if n >= need else 3.0 / max(n, 1)
+    k = int(math.floor(rate * n))
+    t = float(g[min(k, n - 1)])
+    value = min(accept, math.floor(t * 1000 + 1e-9) / 1000)
+    below = float(np.mean(g < value)) if n else math.nan
+    if n >= need:
+        return ThresholdChoice("reject", value, "measured",
+                               f"highest threshold with FNMR <= {target_fnmr:g} on {n:,} genuine pairs ({below:.3%} of them fall below it)",
+                               f"在 {n:,} 个同人对上，使拒真率不超过 {target_fnmr:g} 的最高阈值（{below:.3%} 的同人对低于此值）", t)
+    return ThresholdChoice("reject", value, "lowest-supported",
+                           f"{n:,} genuine pairs cannot measure an FNMR of {target_fnmr:g} (about {need:,} needed); set at the lowest FNMR they "
+                           f"support, {rate:.1e} ({below:.2%} of them below it)",
+                           f"{n:,} 个同人对不足以测量 {target_fnmr:g} 的拒真率（约需 {need:,} 个）；按数据可支持的最低拒真率 {rate:.1e} 设定"
+                           f"（{below:.2%} 的同人对低于此值）", t)
+
+
+@dataclass(frozen=True)
+class ReviewBand:
+    """Where pairs land under a set of thresholds, and the reviewers' workload per thousand comparisons."""
+
+    genuine_match: float
+    genuine_review: float
+    genuine_mismatch: float
+    impostor_match: float
+    impostor_review: float
+    impostor_mismatch: float
+
+    @property
+    def reviews_per_1000_graduates(self) -> float:
+        """Graduates are almost all genuine: the genuine share in the band, per thousand."""
+        return 1000 * self.genuine_review
+
+    def to_dict(self) -> dict[str, float]:
+        return {**self.__dict__, "reviews_per_1000_graduates": self.reviews_per_1000_graduates}
+
+
+def review_band(genuine: np.ndarray, impostor: np.ndarray, thresholds: Thresholds) -> ReviewBand:
+    """Shares of genuine and impostor pairs decided match (>= accept), review, mismatch (< reject)."""
+    def shares(x: np.ndarray) -> tuple[float, float, float]:
+        x = np.asarray(x, np.float64)
+        m = float(np.mean(x >= thresholds.accept)) if x.size else math.nan
+        r = float(np.mean(x < thresholds.reject)) if x.size else math.nan
+        return m, 1 - m - r, r
+
+    return ReviewBand(*shares(genuine), *shares(impostor))
 
 
 def recommend_duplicate(arith: DuplicateArithmetic, accept: float, n_impostor: int, n_identities: int) -> ThresholdChoice:

@@ -17,11 +17,24 @@ from verifier.core.packs import Pack, load_pack, parse_manifest
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings, cpu_count
 from verifier.calibrate.metrics import STANDARD_FMRS, SortedScores, identity_bootstrap, roc_curve, standard_statistic
-from verifier.calibrate.pairs import PairSet, pairs_from_identity_folders, read_pairs_csv, score_pairs
+from verifier.calibrate.pairs import PairSet, ScoredPairs, all_pairs, read_pairs_csv, scan_identity_folders, score_pairs, scored_from_embeddings
+from verifier.calibrate.protocols import AlignedPairs, pairset_of, read_bin, read_lfw_pairs
 from verifier.calibrate.peers import SystemResult, evaluate_dlib, evaluate_pack, format_table, side_by_side, summarize
 from verifier.calibrate.quality_study import ABSORBED_LEVELS, run_quality_study
 from verifier.calibrate.report import CalibrationReport, write_reports
-from verifier.calibrate.thresholds import Recommendation, duplicate_arithmetic, fit_normal, recommend_accept, recommend_duplicate, recommend_reject, tail_models
+from verifier.calibrate.thresholds import (
+    DEFAULT_TARGET_FMR,
+    DEFAULT_TARGET_FNMR,
+    Recommendation,
+    duplicate_arithmetic,
+    fit_normal,
+    gpd_duplicate_intervals,
+    recommend_accept,
+    recommend_duplicate,
+    recommend_reject_fnmr,
+    review_band,
+    tail_models,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -30,16 +43,21 @@ def register(subparsers: Any) -> None:
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--pairs", type=Path, help="CSV with header file_a,file_b,same (1 same person, 0 different); optional id_a,id_b")
     src.add_argument("--identity-folders", type=Path, help="folder of <identity>_<n> images, or one sub-folder per identity")
+    src.add_argument("--lfw-pairs", type=Path, help="LFW-style pairs.txt (name n1 n2 / name1 n1 name2 n2) over the --images folder")
+    src.add_argument("--bin", type=Path, help="packed verification set (lfw.bin, cfp_fp.bin, agedb_30.bin, ...): aligned 112x112 pairs, recognizer only")
+    c.add_argument("--images", type=Path, default=None, help="image folder for --lfw-pairs")
+    c.add_argument("--exclude", type=Path, default=None, help="text file of image file names to leave out (one per line, # comments): known label errors")
     c.add_argument("--out", type=Path, required=True, help="output folder: PNG plots, report.html, report.md, metrics.json")
     c.add_argument("--pack", default=None, help="model pack id (default: sface-yunet-int8)")
     c.add_argument("--manifest", type=Path, default=None, help="calibrate (and with --write-pack rewrite) this manifest file instead of the installed one")
     c.add_argument("--model-dir", type=Path, default=None, help="folder with the pack's ONNX files (InsightFace packs)")
-    c.add_argument("--target-fmr", type=float, default=1e-3, help="false-match rate the accept threshold aims at (default 1e-3)")
+    c.add_argument("--target-fmr", type=float, default=DEFAULT_TARGET_FMR, help="false-match rate the accept threshold aims at (default 1e-5)")
+    c.add_argument("--target-fnmr", type=float, default=DEFAULT_TARGET_FNMR, help="false-non-match rate the reject threshold allows (default 1e-3)")
     c.add_argument("--gallery-size", type=int, default=100_000, help="students in one duplicate sweep (default 100000)")
     c.add_argument("--max-false-duplicates", type=float, default=1.0, help="false duplicate pairs allowed per sweep (default 1)")
-    c.add_argument("--review-budget", type=float, default=0.02, help="largest share of impostor pairs the review band may take (default 0.02)")
     c.add_argument("--bootstrap", type=int, default=1000, help="identity-bootstrap replicates (default 1000)")
-    c.add_argument("--max-impostor-pairs", type=int, default=2_000_000, help="sample impostor pairs down to this many (identity folders)")
+    c.add_argument("--tail-bootstrap", type=int, default=200, help="bootstrap refits of the impostor tail for the duplicate intervals (default 200)")
+    c.add_argument("--max-impostor-pairs", type=int, default=30_000_000, help="sample impostor pairs down to this many (identity folders)")
     c.add_argument("--quality-study", action="store_true", help="also degrade the photos (blur, size, crop, roll, exposure, JPEG) and study the scores")
     c.add_argument("--write-pack", action="store_true", help="write the recommended thresholds into the pack manifest, with data description and date")
     c.add_argument("--data-description", default=None, help="words for the manifest's source.data (default: describes the input)")
@@ -69,10 +87,57 @@ def _load_pack(args: argparse.Namespace) -> Pack:
     return load_pack(args.pack or Settings.from_env().pack)
 
 
-def _pairs(args: argparse.Namespace) -> PairSet:
+def _excluded(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VerifierError("PAIRS_FILE_INVALID", detail=f"{path}: {exc}") from None
+    return {ln.split("#", 1)[0].strip() for ln in lines} - {""}
+
+
+def _pairs(args: argparse.Namespace) -> tuple[PairSet, AlignedPairs | None]:
+    """The labelled pairs of the chosen source (and, for a .bin set, its aligned faces)."""
+    if args.bin is not None:
+        aligned = read_bin(args.bin)
+        return pairset_of(aligned), aligned
+    if args.lfw_pairs is not None:
+        if args.images is None:
+            raise VerifierError("PAIRS_FILE_INVALID", detail="--lfw-pairs needs --images (the folder its names refer to)")
+        return read_lfw_pairs(args.lfw_pairs, args.images), None
     if args.pairs is not None:
-        return read_pairs_csv(args.pairs)
-    return pairs_from_identity_folders(args.identity_folders, args.max_impostor_pairs)
+        return read_pairs_csv(args.pairs), None
+    images, identities, notes = scan_identity_folders(args.identity_folders)
+    drop = _excluded(args.exclude)
+    if drop:
+        kept = [(p, i) for p, i in zip(images, identities, strict=True) if p.name not in drop]
+        notes.append(f"{len(images) - len(kept)} images left out as known label errors ({args.exclude.name})")
+        images, identities = [p for p, _ in kept], [i for _, i in kept]
+    return all_pairs(images, identities, f"identity folders {args.identity_folders.name}", notes, args.max_impostor_pairs), None
+
+
+def _embed(pipeline: Any, pairs: PairSet, aligned: AlignedPairs | None) -> tuple[ScoredPairs, float]:
+    """Every image embedded once (aligned faces straight into the recognizer); the pairs scored; seconds per image."""
+    import time
+
+    t0 = time.perf_counter()
+    if aligned is not None:
+        with _progress(len(aligned.faces), "embed (aligned)") as bar:
+            parts = []
+            for start in range(0, len(aligned.faces), 64):
+                parts.append(pipeline.embedder.embed(aligned.faces[start:start + 64]))
+                bar.update(len(parts[-1]))
+        emb = np.concatenate(parts)
+        scored = scored_from_embeddings(pairs, emb, np.ones(len(emb), bool), {})
+        return scored, (time.perf_counter() - t0) / max(1, len(emb))
+    analyses = []
+    with _progress(len(pairs.images), "embed") as bar:
+        for start in range(0, len(pairs.images), 16):
+            chunk = pairs.images[start:start + 16]
+            analyses.extend(pipeline.analyze_many(chunk))
+            bar.update(len(chunk))
+    return score_pairs(pairs, analyses), (time.perf_counter() - t0) / max(1, len(pairs.images))
 
 
 def _bootstrap(own: SystemResult, n_boot: int) -> dict:
@@ -103,24 +168,37 @@ def _duplicate_interval(intervals: dict, args: argparse.Namespace, estimate: flo
     intervals["duplicate"] = ConfidenceInterval(estimate, m.low + z * sd.low, min(1.0, m.high + z * sd.high), m.level, m.replicates)
 
 
-def write_manifest_thresholds(path: Path, rec: Recommendation, method: str, data: str, date: str) -> None:
-    """Rewrite accept / reject / duplicate and their source in a manifest, keeping every other key and the key order."""
+def write_manifest_thresholds(path: Path, rec: Recommendation, method: str, data: str, date: str, figures: dict | None = None) -> None:
+    """Rewrite accept / reject / duplicate and their source (method, data, date, figures) in a manifest, keeping every other key."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     th = doc.setdefault("thresholds", {})
     previous = {k: v for k, v in th.get("source", {}).items() if k != "previous"}
     previous.update({k: th[k] for k in ("accept", "reject", "duplicate") if k in th})
     th["accept"], th["reject"], th["duplicate"] = rec.accept.value, rec.reject.value, rec.duplicate.value
-    th["source"] = {"method": method, "data": data, "date": date, "previous": previous}
+    th["source"] = {"method": method, "data": data, "date": date, **({"figures": figures} if figures else {}), "previous": previous}
     write_output(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644)  # a manifest is a public source file, not personal data
 
 
 def _method_text(rec: Recommendation, args: argparse.Namespace, previous_method: str) -> str:
-    parts = [f"verifier calibrate (target FMR {args.target_fmr:g}, gallery {args.gallery_size:,}, "
-             f"<= {args.max_false_duplicates:g} false duplicate pair(s) per sweep, review budget {args.review_budget:.0%})."]
+    parts = [f"verifier calibrate (accept at FMR <= {args.target_fmr:g}, reject at FNMR <= {args.target_fnmr:g}, gallery {args.gallery_size:,}, "
+             f"<= {args.max_false_duplicates:g} false duplicate pair(s) per sweep)."]
     parts += [f"{c.name} {c.value:.3f} ({c.basis}): {c.why_en}." for c in rec.choices()]
     if any(not c.changed for c in rec.choices()) and previous_method:
         parts.append("Kept values keep the reasons given in source.previous.method.")
     return " ".join(parts)
+
+
+def _figures(own: SystemResult, workload: Any, arith: Any) -> dict[str, Any]:
+    """The figures the manifest keeps beside its thresholds (what they were chosen from)."""
+    d = own.to_dict()
+    return {
+        "pairs": {"genuine": d["genuine"], "impostor": d["impostor"]},
+        "ten_fold_accuracy": None if own.ten_fold is None else round(own.ten_fold.mean, 5),
+        "eer": round(own.eer.eer, 5),
+        "tar_at_far": {k: (None if v is None else round(v, 5)) for k, v in d["tar_at_far"].items()},
+        "review_band": {k: round(v, 5) for k, v in workload.to_dict().items()},
+        "duplicate_by_gallery": {str(r["gallery_size"]): r["threshold"] for r in arith.table},
+    }
 
 
 def _jsonable(x: Any) -> Any:
@@ -143,23 +221,13 @@ def run(args: argparse.Namespace) -> int:
     from verifier.calibrate import plots
 
     pack = _load_pack(args)
-    pairs = _pairs(args)
+    pairs, aligned = _pairs(args)
     if pairs.n_genuine == 0 or pairs.n_impostor == 0:
         raise VerifierError("PAIRS_FILE_INVALID", detail=f"need genuine and impostor pairs; got {pairs.n_genuine} and {pairs.n_impostor}")
     args.out.mkdir(parents=True, exist_ok=True)
     threads = args.threads or cpu_count()
     pipeline = Pipeline.load(pack.id, args.model_dir, threads=threads)
-    import time
-
-    t0 = time.perf_counter()
-    analyses = []
-    with _progress(len(pairs.images), "embed") as bar:
-        for start in range(0, len(pairs.images), 16):
-            chunk = pairs.images[start:start + 16]
-            analyses.extend(pipeline.analyze_many(chunk))
-            bar.update(len(chunk))
-    per_image = (time.perf_counter() - t0) / max(1, len(pairs.images))
-    scored = score_pairs(pairs, analyses)
+    scored, per_image = _embed(pipeline, pairs, aligned)
     if not scored.same.any() or scored.same.all():
         raise VerifierError("PAIRS_FILE_INVALID", detail="after dropping unusable images no genuine or no impostor pair is left")
     current = pack.thresholds
@@ -168,30 +236,35 @@ def run(args: argparse.Namespace) -> int:
 
     models = tail_models(scored.impostor)
     arith = duplicate_arithmetic(models, args.gallery_size, args.max_false_duplicates, current.duplicate)
+    tail_ci = gpd_duplicate_intervals(scored.impostor, args.max_false_duplicates, n_boot=args.tail_bootstrap)
+    for row in arith.table:
+        if tail_ci and row["gallery_size"] in tail_ci:
+            row["gpd_low"], row["gpd_high"] = tail_ci[row["gallery_size"]]
     accept = recommend_accept(scored.genuine, scored.impostor, args.target_fmr, current.accept, models)
 
     study = None
     hard = scored.genuine
-    if args.quality_study:
+    if args.quality_study and aligned is None:
         n_jobs = len(pairs.images) * 21
         with _progress(n_jobs, "quality study") as bar:
             study = run_quality_study(pairs.images, pairs.identities, lambda p: pipeline.decode(p).pixels, pipeline.analyze_many, bar.update)
         ok = np.array([p.score for p in study.pairs if p.level in ABSORBED_LEVELS and not p.below_floor])
         hard = np.concatenate([hard, ok])
-    reject = recommend_reject(hard, scored.impostor, current.reject, accept.value, args.review_budget)
+    reject = recommend_reject_fnmr(hard, args.target_fnmr, accept.value)
     duplicate = recommend_duplicate(arith, accept.value, int((~scored.same).sum()), len(set(pairs.identities)))
     rec = Recommendation(accept, reject, duplicate)
     _duplicate_interval(intervals, args, duplicate.value)
+    workload, workload_now = review_band(scored.genuine, scored.impostor, rec.thresholds()), review_band(scored.genuine, scored.impostor, current)
 
     peers: list[SystemResult] = []
-    if not args.no_dlib:
+    if not args.no_dlib and aligned is None:
         with _progress(len(pairs.images), "dlib") as bar:
             dl = evaluate_dlib(pairs, bar.update)
         if dl is not None:
             peers.append(dl)
         else:
             _err("face_recognition (dlib) not installed: `pip install dlib-bin face_recognition_models face_recognition` to compare")
-    if args.peer_pack:
+    if args.peer_pack and aligned is None:
         with _progress(len(pairs.images), args.peer_pack) as bar:
             peers.append(evaluate_pack(pairs, args.peer_pack, args.peer_model_dir, threads, bar.update))
 
@@ -217,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     data = args.data_description or (f"{pairs.source}: {len(pairs.images)} images of {n_id} people, {scored.same.sum()} genuine and "
                                      f"{(~scored.same).sum()} impostor pairs" + ("; quality study on degraded copies" if study else ""))
     report = CalibrationReport(pack.id, data, date, own, peers, intervals, models, arith, current, rec, args.target_fmr, n_id,
-                               len(pairs.images), names, study, band, band_now, pairs.notes)
+                               len(pairs.images), names, study, band, band_now, pairs.notes, args.target_fnmr, workload, workload_now)
     write_reports(report, out)
     metrics = {
         "pack": pack.id, "date": date, "data": data, "notes": pairs.notes,
@@ -227,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         "intervals": {k: v.to_dict() for k, v in intervals.items()},
         "tail_models": [m.to_dict() for m in models],
         "duplicate_arithmetic": {**arith.__dict__, "lines": arith.lines()},
+        "targets": {"fmr": args.target_fmr, "fnmr": args.target_fnmr},
+        "review_band": {"recommended": workload.to_dict(), "current": workload_now.to_dict()},
         "quality_study": study.to_dict() if study else None,
         "band_check": None if band is None else {
             "thresholds": band.thresholds.to_dict(), "levels": band.levels, "match": band.match, "review": band.review,
@@ -249,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write_pack:
         if pack.path is None:
             raise VerifierError("MODEL_PACK_UNKNOWN", detail="the pack has no manifest file to write")
-        write_manifest_thresholds(pack.path, rec, _method_text(rec, args, str(pack.thresholds_source.get("method", ""))), data, date)
+        write_manifest_thresholds(pack.path, rec, _method_text(rec, args, str(pack.thresholds_source.get("method", ""))), data, date,
+                                  _jsonable(_figures(own, workload, arith)))
         print(f"thresholds written to {pack.path}")
     return 0
