@@ -127,18 +127,48 @@ def roc_curve(genuine: np.ndarray, impostor: np.ndarray, genuine_weights: np.nda
     return roc_sorted(SortedScores.of(genuine, genuine_weights), SortedScores.of(impostor, impostor_weights))
 
 
+_CANDIDATES: list = []  # one cached (gen scores, imp scores, candidates): bootstrap replicates share the scores
+
+
+def _shared_candidates(gen: SortedScores, imp: SortedScores) -> np.ndarray:
+    """_candidates for these two score arrays, computed once however many weightings ask."""
+    if _CANDIDATES and _CANDIDATES[0] is gen.scores and _CANDIDATES[1] is imp.scores:
+        return _CANDIDATES[2]
+    t = _candidates(gen, imp)
+    _CANDIDATES[:] = [gen.scores, imp.scores, t]
+    return t
+
+
 def eer_sorted(gen: SortedScores, imp: SortedScores) -> EqualErrorRate:
-    """EER of pre-sorted samples."""
-    roc = roc_sorted(gen, imp)
-    d = roc.fnmr - roc.fmr
-    k = int(np.argmax(d >= 0))
-    t, fmr = roc.thresholds, roc.fmr
+    """EER of pre-sorted samples.
+
+    FNMR - FMR rises with the threshold, so the first candidate where it turns non-negative is found by
+    bisection; the EER interpolates linearly between it and the candidate before.
+    """
+    t = _shared_candidates(gen, imp)
+
+    def d(k: int) -> float:
+        return float(gen.share_below(t[k]) - imp.share_at_or_above(t[k]))
+
+    lo, hi = 0, t.size - 1  # d(t[-1]) = FNMR - 0 >= 0 always
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if d(mid) >= 0:
+            hi = mid
+        else:
+            lo = mid + 1
+    k = lo
+
+    def fmr(i: int) -> float:
+        return float(imp.share_at_or_above(t[i]))
+
     if k == 0:
-        return EqualErrorRate(float(fmr[0]), float(t[0]))
-    if d[k] == 0:
-        return EqualErrorRate(float(fmr[k]), float((t[k - 1] + t[k]) / 2))
-    alpha = -d[k - 1] / (d[k] - d[k - 1])
-    return EqualErrorRate(float(fmr[k - 1] + alpha * (fmr[k] - fmr[k - 1])), float(t[k - 1] + alpha * (t[k] - t[k - 1])))
+        return EqualErrorRate(fmr(0), float(t[0]))
+    dk, dprev = d(k), d(k - 1)
+    if dk == 0:
+        return EqualErrorRate(fmr(k), float((t[k - 1] + t[k]) / 2))
+    alpha = -dprev / (dk - dprev)
+    return EqualErrorRate(fmr(k - 1) + alpha * (fmr(k) - fmr(k - 1)), float(t[k - 1] + alpha * (t[k] - t[k - 1])))
 
 
 def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray, genuine_weights: np.ndarray | None = None,
@@ -147,14 +177,43 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray, genuine_weights:
     return eer_sorted(SortedScores.of(genuine, genuine_weights), SortedScores.of(impostor, impostor_weights))
 
 
+def _smallest_threshold_at(imp: SortedScores, target_fmr: float) -> tuple[float, float]:
+    """The smallest candidate threshold (a distinct impostor score, or just above the highest) with FMR <= target.
+
+    FMR falls as the threshold rises, so the answer sits where the cumulative weight first reaches
+    (1 - target) of the total: found by bisection instead of evaluating FMR at every candidate.
+    """
+    s = imp.scores
+    if s.size == 0:
+        return 0.0, 0.0
+    top = float(np.nextafter(s[-1], np.inf))
+    j0 = int(np.searchsorted(imp.cumulative, (1.0 - target_fmr) * imp.total, side="left"))
+    if j0 <= 0:
+        t = float(s[0])
+    else:
+        nxt = int(np.searchsorted(s, s[j0 - 1], side="right"))
+        t = float(s[nxt]) if nxt < s.size else top
+    # Guard the float edge: step to the neighbouring distinct scores until the condition holds exactly as stated.
+    while float(imp.share_at_or_above(t)) > target_fmr and t < top:
+        k = int(np.searchsorted(s, t, side="right"))
+        t = float(s[k]) if k < s.size else top
+    while True:
+        k = int(np.searchsorted(s, t, side="left"))
+        if k == 0:
+            break
+        prev = float(s[k - 1])
+        if float(imp.share_at_or_above(prev)) > target_fmr:
+            break
+        t = prev
+    return t, float(imp.share_at_or_above(t))
+
+
 def operating_point_sorted(gen: SortedScores, imp: SortedScores, target_fmr: float, n_impostor: int | None = None) -> OperatingPoint:
     """FNMR@FMR of pre-sorted samples."""
-    t = _candidates(imp)
-    fmr = imp.share_at_or_above(t)
-    k = int(np.argmax(fmr <= target_fmr))
+    t, fmr = _smallest_threshold_at(imp, target_fmr)
     n = int(imp.scores.size if n_impostor is None else n_impostor)
     need = needed_impostor_pairs(target_fmr)
-    return OperatingPoint(target_fmr, float(t[k]), float(fmr[k]), float(gen.share_below(t[k])), n, need, n >= need)
+    return OperatingPoint(target_fmr, t, fmr, float(gen.share_below(t)), n, need, n >= need)
 
 
 def fnmr_at_fmr(genuine: np.ndarray, impostor: np.ndarray, target_fmr: float, genuine_weights: np.ndarray | None = None,
