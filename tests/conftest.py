@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,15 @@ from imaging import encode_jpeg
 
 from verifier.common.faceset import faces_dir, group_images, identity_of, single_face_images
 from verifier.photos.framing import frame_face
+
+
+@pytest.fixture(autouse=True)
+def _dev_null_stays_the_device(request: pytest.FixtureRequest):
+    """Name the test that turns /dev/null into something else (the suite once replaced it with a regular file)."""
+    yield
+    st = os.lstat("/dev/null")
+    if not stat.S_ISCHR(st.st_mode) or stat.S_IMODE(st.st_mode) != 0o666:
+        pytest.fail(f"{request.node.nodeid} left /dev/null as {stat.filemode(st.st_mode)}, not the character device 0666", pytrace=False)
 
 
 @pytest.fixture(scope="session")
