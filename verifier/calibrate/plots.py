@@ -35,11 +35,27 @@ def _save(fig: plt.Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
+MAX_CURVE_POINTS = 4_000
+
+
+def thinned(roc: RocCurve, points: int = MAX_CURVE_POINTS) -> RocCurve:
+    """At most about `points` thresholds, spread evenly in log FMR and in FNMR (a plot of 24M steps shows nothing more)."""
+    n = roc.thresholds.size
+    if n <= points:
+        return roc
+    fmr_grid = np.logspace(-8, 0, points // 2)
+    idx = np.searchsorted(-roc.fmr, -fmr_grid)  # fmr falls along the thresholds
+    idx = np.concatenate([idx, np.searchsorted(roc.fnmr, np.linspace(0, 1, points // 2)), [0, n - 1]])
+    keep = np.unique(np.clip(idx, 0, n - 1))
+    return RocCurve(roc.thresholds[keep], roc.fmr[keep], roc.fnmr[keep])
+
+
 def roc_plot(curves: Mapping[str, RocCurve], path: Path, n_impostor: Mapping[str, int]) -> Path:
     """True-match rate against FMR on a log axis; FMR = 0 is drawn at half of one impostor pair."""
     fig, ax = plt.subplots(figsize=SIZE)
     lo = 1.0
     for name, roc in curves.items():
+        roc = thinned(roc)
         floor = 0.5 / max(n_impostor.get(name, 1), 1)
         lo = min(lo, floor)
         ax.step(np.maximum(roc.fmr, floor), 1 - roc.fnmr, where="post", label=name)
@@ -60,9 +76,9 @@ def det_plot(curves: Mapping[str, RocCurve], path: Path) -> Path:
     ticks = np.array([1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.8])
     drawn = 0
     for name, roc in curves.items():
-        x, y = det_curve(roc)
+        x, y = det_curve(thinned(roc))
         if x.size:
-            ax.plot(x, y, marker=".", label=name)
+            ax.plot(x, y, marker="." if x.size < 200 else None, label=name)
             drawn += 1
         else:
             ax.plot([], [], label=f"{name}: no point with FMR and FNMR both > 0")

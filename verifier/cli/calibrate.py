@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from verifier.common.files import write_output
+from verifier.common.files import open_output, write_output
 from verifier.core.packs import Pack, load_pack, parse_manifest
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings, cpu_count
@@ -311,6 +311,9 @@ def run(args: argparse.Namespace) -> int:
         "plots": names,
     }
     write_output(out / "metrics.json", (json.dumps(_jsonable(metrics), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    with open_output(out / "scores.npz", "wb") as fh:  # every system's scores, for figures across data sets
+        np.savez_compressed(fh, **{f"{r.name}__{kind}": getattr(r.scored, kind).astype(np.float32)
+                                   for r in (own, *peers) for kind in ("genuine", "impostor")})
 
     print(format_table(side_by_side([own, *peers])))
     print()
