@@ -65,10 +65,13 @@ def test_every_student_gets_the_expected_decision(cohort, first_run):
     rows = _rows(tmp / "out1" / "report.csv")
     assert set(rows) == set(cohort.expected)
     wrong = {k: (cohort.expected[k], r["decision"]) for k, r in rows.items() if r["decision"] not in EXPECTED_DECISIONS[cohort.expected[k]]}
-    # A genuine pair with a photo below the quality limits goes to review, saying so.
-    quality_reviews = {k for k, (exp, got) in wrong.items() if exp == "genuine" and got == "review" and rows[k]["reasons"].startswith("COMPARE_LOW_QUALITY_REVIEW")}
-    assert len(quality_reviews) <= 2
-    assert {k: v for k, v in wrong.items() if k not in quality_reviews} == {}
+    # A genuine pair goes to review, saying why, when a photo is below the quality limits or its score lies in the
+    # review band below accept (accept is set at FMR 1e-5); it never fails, and most genuine pairs pass.
+    reviews = {k for k, (exp, got) in wrong.items() if exp == "genuine" and got == "review"
+               and rows[k]["reasons"].startswith(("COMPARE_LOW_QUALITY_REVIEW", "COMPARE_REVIEW_BAND"))}
+    genuine = [k for k, v in cohort.expected.items() if v == "genuine"]
+    assert len(reviews) <= 0.35 * len(genuine), sorted((rows[k]["score"], rows[k]["reasons"]) for k in reviews)
+    assert {k: v for k, v in wrong.items() if k not in reviews} == {}
     for k, r in rows.items():
         if r["decision"] == "missing_photo":
             assert r["reasons"] == "BATCH_MISSING_GRADUATION"

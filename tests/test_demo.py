@@ -35,7 +35,7 @@ def test_demo_runs_on_the_shipped_set(tmp_path: Path, monkeypatch: pytest.Monkey
     out = capsys.readouterr().out
     assert "using the demo photos shipped in the package" in out
     counts = {line.split()[1]: int(line.split()[2]) for line in out.splitlines() if line.startswith("  ") and len(line.split()) == 3}
-    assert counts["pass"] >= 30 and counts["fail"] >= 1 and sum(counts.values()) == 60, counts
+    assert counts["pass"] >= 30 and counts["fail"] + counts["review"] >= 3 and sum(counts.values()) == 60, counts
     assert (tmp_path / "demo" / "reports" / "report.xlsx").is_file()
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0  # idempotent: the second run re-uses every result
     assert "0 processed, 60 unchanged" in capsys.readouterr().out

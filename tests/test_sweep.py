@@ -23,6 +23,7 @@ from verifier.store.photos import add_photo
 from verifier.store.photostore import PhotoStore
 from verifier.store.runs import latest_runs
 from verifier.store.schema import upgrade
+from verifier.core.packs import load_pack
 from verifier.sweep.runner import Sweep, SweepOptions, case_members
 
 # Student number -> (admission source, graduation source or None). Sources are face-set stems.
@@ -45,6 +46,7 @@ PLAN = {
     12: ("clapton_1", None),
 }
 KSH = {n: f"2021{n:010d}" for n in PLAN}
+DUPLICATE = load_pack("sface-yunet-int8").thresholds.duplicate
 ADMISSION = Framing(295, 413)
 
 
@@ -140,7 +142,7 @@ def test_planted_duplicates_found_group_of_three_one_case_own_pair_not(home, sou
     ids = populate(home, sources)
     summary = sweep(home, tmp_path / "out")
     assert summary.mode == "full" and summary.index == "flat (exact)"
-    assert summary.threshold == 0.665 and "thresholds.duplicate" in summary.threshold_source
+    assert summary.threshold == DUPLICATE and "thresholds.duplicate" in summary.threshold_source
     assert summary.counts["embed_embedded"] == 13 and summary.counts["photos"] == 13
     assert summary.counts["same_student_pairs"] == 1  # student 6's own admission/graduation pair, dropped
     s = {n: ids[n] for n in PLAN}
@@ -152,7 +154,7 @@ def test_planted_duplicates_found_group_of_three_one_case_own_pair_not(home, sou
 
     rows = read_csv(tmp_path / "out" / "report.csv")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"new"}
-    assert all(float(r["score"]) >= 0.665 for r in rows)
+    assert all(float(r["score"]) >= DUPLICATE for r in rows)
     sheet = load_workbook(tmp_path / "out" / "report.xlsx").worksheets[0]
     assert [c.value for c in next(sheet.iter_rows(max_row=1))][:4] == ["组号", "案件号", "状态", "相似度"]
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
@@ -165,7 +167,7 @@ def test_planted_duplicates_found_group_of_three_one_case_own_pair_not(home, sou
     assert run.status == "completed" and run.ended_at is not None
     for key in ("photos", "new_photos", "pairs", "groups", "index", "threshold", "threshold_source"):
         assert key in run.counts, key
-    assert run.parameters["threshold"] == 0.665
+    assert run.parameters["threshold"] == DUPLICATE
 
     again = sweep(home, tmp_path / "out2")
     assert again.mode == "incremental" and again.counts["new_photos"] == 0 and again.counts["pairs"] == 0
@@ -235,9 +237,9 @@ def test_ivf_equals_exact_on_face_embeddings_among_random_vectors(pipeline, sing
     vectors = np.vstack([np.asarray(faces, np.float32), noise])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = rng.permutation(len(vectors)).astype(np.int64) + 1
-    exact = FaceIndex.build(ids, ids, vectors, choose_params(len(ids))).all_pairs(0.665)
+    exact = FaceIndex.build(ids, ids, vectors, choose_params(len(ids))).all_pairs(DUPLICATE)
     params = choose_params(len(ids), force_approximate=True)
-    approx = FaceIndex.build(ids, ids, vectors, params).all_pairs(0.665)
+    approx = FaceIndex.build(ids, ids, vectors, params).all_pairs(DUPLICATE)
     assert params.kind == "ivf" and params.nprobe < params.nlist
     assert len(exact) > 20
     assert set(approx.keys().tolist()) == set(exact.keys().tolist())
