@@ -1,4 +1,8 @@
-"""`verifier calibrate`: evaluate a pack on labelled pairs, recommend thresholds, write plots, reports and metrics."""
+"""`verifier calibrate`: evaluate a pack on labelled pairs, recommend thresholds, write plots, reports and metrics.
+
+numpy, scipy, matplotlib and verifier.calibrate are imported by the functions that use them, so that
+`verifier --help` does not load them.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,18 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from verifier.common.files import write_output
-from verifier.core.packs import Pack, load_pack, parse_manifest
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings, cpu_count
-from verifier.calibrate.metrics import STANDARD_FMRS, SortedScores, identity_bootstrap, roc_curve, standard_statistic
-from verifier.calibrate.pairs import PairSet, pairs_from_identity_folders, read_pairs_csv, score_pairs
-from verifier.calibrate.peers import SystemResult, evaluate_dlib, evaluate_pack, format_table, side_by_side, summarize
-from verifier.calibrate.quality_study import ABSORBED_LEVELS, run_quality_study
-from verifier.calibrate.report import CalibrationReport, write_reports
-from verifier.calibrate.thresholds import Recommendation, duplicate_arithmetic, fit_normal, recommend_accept, recommend_duplicate, recommend_reject, tail_models
+
+if TYPE_CHECKING:
+    from verifier.calibrate.metrics import SortedScores
+    from verifier.calibrate.pairs import PairSet
+    from verifier.calibrate.peers import SystemResult
+    from verifier.calibrate.thresholds import Recommendation
+    from verifier.core.packs import Pack
 
 
 def register(subparsers: Any) -> None:
@@ -61,6 +63,8 @@ def _progress(total: int, desc: str):
 
 
 def _load_pack(args: argparse.Namespace) -> Pack:
+    from verifier.core.packs import load_pack, parse_manifest
+
     if args.manifest is not None:
         try:
             return parse_manifest(json.loads(args.manifest.read_text(encoding="utf-8")), args.manifest)
@@ -70,12 +74,19 @@ def _load_pack(args: argparse.Namespace) -> Pack:
 
 
 def _pairs(args: argparse.Namespace) -> PairSet:
+    from verifier.calibrate.pairs import pairs_from_identity_folders, read_pairs_csv
+
     if args.pairs is not None:
         return read_pairs_csv(args.pairs)
     return pairs_from_identity_folders(args.identity_folders, args.max_impostor_pairs)
 
 
 def _bootstrap(own: SystemResult, n_boot: int) -> dict:
+    import numpy as np
+
+    from verifier.calibrate.metrics import STANDARD_FMRS, identity_bootstrap, standard_statistic
+    from verifier.calibrate.thresholds import fit_normal
+
     s = own.scored
     base = standard_statistic(STANDARD_FMRS)
 
@@ -124,6 +135,8 @@ def _method_text(rec: Recommendation, args: argparse.Namespace, previous_method:
 
 
 def _jsonable(x: Any) -> Any:
+    import numpy as np
+
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -139,8 +152,18 @@ def _jsonable(x: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the whole calibration and write its outputs."""
+    import numpy as np
+
     from verifier.core.pipeline import Pipeline
     from verifier.calibrate import plots
+    from verifier.calibrate.metrics import roc_curve
+    from verifier.calibrate.pairs import score_pairs
+    from verifier.calibrate.peers import evaluate_dlib, evaluate_pack, format_table, side_by_side, summarize
+    from verifier.calibrate.quality_study import ABSORBED_LEVELS, run_quality_study
+    from verifier.calibrate.report import CalibrationReport, write_reports
+    from verifier.calibrate.thresholds import (
+        Recommendation, duplicate_arithmetic, recommend_accept, recommend_duplicate, recommend_reject, tail_models,
+    )
 
     pack = _load_pack(args)
     pairs = _pairs(args)
