@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from verifier.common.choices import DEFAULT_TARGET_FMR, DEFAULT_TARGET_FNMR  # noqa: F401  (re-exported)
 from verifier.core.results import Decision, Thresholds
 from verifier.core.score import decide
 from verifier.calibrate.metrics import SortedScores, fnmr_at_fmr, needed_impostor_pairs, operating_point_sorted
@@ -18,8 +19,7 @@ GPD_TAIL_FRACTION = 0.10  # the upper 10 % of impostor scores feed the Generalis
 GPD_MAX_EXCEEDANCES = 50_000  # ... but at most the highest 50,000 (tens of thousands is what the tail needs)
 GPD_MIN_EXCEEDANCES = 100  # fewer exceedances than this: no GPD fit, the normal model alone
 GALLERY_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
-DEFAULT_TARGET_FMR = 1e-5  # accept: a false match lets an impersonator register a degree
-DEFAULT_TARGET_FNMR = 1e-3  # reject: a genuine graduate sent to identity re-review is a serious event for the student
+
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from verifier.batch.decision import DECISION_ZH, StudentDecision
-from verifier.batch.runner import BatchOptions, BatchRunner
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `batch` command group."""
@@ -29,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from verifier.batch.decision import DECISION_ZH, StudentDecision
+    from verifier.batch.runner import BatchOptions, BatchRunner
+
     options = BatchOptions(
         roster=args.roster,
         admission_dir=args.admission_dir,

@@ -11,10 +11,10 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from verifier.photos.checks import CheckResult, check_paths, iter_photo_paths
-from verifier.photos.profiles import load_profile
+if TYPE_CHECKING:
+    from verifier.photos.checks import CheckResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STATUS_LABEL = {"pass": "通过 PASS", "warn": "警告 WARN", "fail": "不通过 FAIL"}
@@ -51,6 +51,8 @@ def _progress(paths: list[str], results: Iterator[CheckResult]) -> Iterator[Chec
         return
     from tqdm import tqdm
 
+    from verifier.photos.checks import iter_photo_paths
+
     total = sum(1 for _ in iter_photo_paths(paths))
     with tqdm(total=total, unit="photo", file=sys.stderr, desc="检查 check") as bar:
         for r in results:
@@ -60,6 +62,9 @@ def _progress(paths: list[str], results: Iterator[CheckResult]) -> Iterator[Chec
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check photos against a profile; exit 0 when none fails, 1 otherwise."""
+    from verifier.photos.checks import check_paths
+    from verifier.photos.profiles import load_profile
+
     profile = load_profile(args.profile)
     roster = _roster_ksh(args.roster)
     pipeline = None

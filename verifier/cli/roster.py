@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from verifier.common.choices import DEFAULT_KSH_PATTERN, FINE_MAX_DISTANCE
 from verifier.common.reasons import VerifierError
 
 EXIT_OK, EXIT_UNUSABLE = 0, 2
@@ -72,9 +73,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the `roster` command group to the main parser's subparsers."""
-    from verifier.photos.reconcile import FINE_MAX_DISTANCE
-    from verifier.photos.roster import DEFAULT_KSH_PATTERN
-
     r = subparsers.add_parser("roster", help="名单核对 / roster reconciliation")
     rsub = r.add_subparsers(dest="roster_cmd", required=True)
     rc = rsub.add_parser(

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from verifier.common.choices import DEFAULT_KSH_PATTERN, EXPORT_FORMATS, EXPORT_KINDS
 from verifier.common.reasons import VerifierError
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
@@ -170,9 +171,6 @@ def _db_opt(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add `db`, `purge`, `export` and the `roster import|graduate` commands to the main parser."""
-    from verifier.photos.roster import DEFAULT_KSH_PATTERN
-    from verifier.store.export import FORMATS, KINDS
-
     d = subparsers.add_parser("db", help="数据库 / database schema")
     dsub = d.add_subparsers(dest="db_cmd", required=True)
     for name, text in (("upgrade", "apply the migrations (creates the database)"), ("current", "show the schema revision")):
@@ -206,8 +204,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_purge)
 
     e = subparsers.add_parser("export", help="导出 / export cases, comparisons or students")
-    e.add_argument("what", choices=KINDS)
-    e.add_argument("--format", choices=FORMATS, required=True)
+    e.add_argument("what", choices=EXPORT_KINDS)
+    e.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     e.add_argument("--out", required=True, help="file to write, or - for standard output")
     e.add_argument("--state", default=None, help="cases: open|in_review|resolved; comparisons: match|review|mismatch|unusable; students: enrolled|graduated|withdrawn")
     e.add_argument("--college", default=None)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from verifier.store.models import PHOTO_KINDS
+from verifier.common.choices import PHOTO_KINDS
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
 

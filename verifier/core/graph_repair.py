@@ -6,15 +6,20 @@ block size). We fold every constant DequantizeLinear/Reshape chain into fp32
 weights, drop graph inputs nothing consumes, free the batch and spatial
 dimensions, and rewrite per-channel PRelu into ops that stay inside ONNX
 Runtime's blocked (NCHWc) layout. Output is numerically the same model.
+
+onnx (and the ml_dtypes it loads, over half a second) is imported only when a model is repaired: the
+runtime caches repaired models by SHA-256, and a process that finds its models there never needs it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
+
+if TYPE_CHECKING:
+    import onnx
 
 REPAIR_VERSION = 4
 
@@ -50,11 +55,15 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, axis:
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
+    from onnx import helper
+
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _fold_constants(graph: onnx.GraphProto) -> None:
     """Replace DequantizeLinear (and Reshape) of constants with fp32 initializers."""
+    from onnx import numpy_helper
+
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     kept: list[onnx.NodeProto] = []
     for node in graph.node:
@@ -109,6 +118,8 @@ def _rewrite_prelu(graph: onnx.GraphProto) -> None:
     Add fuses into a conv. Where every slope is <= 1, (1-s)*Relu(y) is
     written Relu((1-s)*y) so the Relu fuses into its conv as well.
     """
+    from onnx import helper, numpy_helper
+
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     nodes: list[onnx.NodeProto] = []
     extra: list[onnx.TensorProto] = []
@@ -140,6 +151,8 @@ def _rewrite_prelu(graph: onnx.GraphProto) -> None:
 
 def repair_model(data: bytes, options: RepairOptions = RepairOptions()) -> bytes:
     """Return a repaired, loadable and faster copy of an ONNX model."""
+    import onnx
+
     model = onnx.load_from_string(data)
     graph = model.graph
     if options.fold_dequantize:

@@ -30,6 +30,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from verifier.common.choices import FINE_MAX_DISTANCE
 from verifier.core.decode import decode_image
 from verifier.common.files import ensure_private_dir, write_output
 from verifier.common.reasons import Reason, VerifierError, reason
@@ -40,7 +41,7 @@ from verifier.common.tabular import cell, printable
 # 64-bit pHash: same picture 0-2, different people >= 18 (but unrelated synthetic pictures reach 6);
 # 256-bit pHash: same picture 0-6, different people >= 92, unrelated pictures with 64-bit distance <= 8: >= 74.
 PHASH_MAX_DISTANCE = 6  # candidate radius, of 64 bits
-FINE_MAX_DISTANCE = 24  # confirmation, of 256 bits
+# FINE_MAX_DISTANCE (24, the confirmation radius, of 256 bits) is in verifier.common.choices: it is the CLI's --max-distance default.
 MAX_PHOTO_BYTES = 64 * 1024 * 1024
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 

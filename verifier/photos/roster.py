@@ -21,9 +21,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from verifier.common.choices import DEFAULT_KSH_PATTERN
 from verifier.common.reasons import REASONS, Severity, VerifierError
 
-DEFAULT_KSH_PATTERN = r"^\d{14}$"
 MAX_ROSTER_BYTES = 200 * 1024 * 1024
 HEADER_SEARCH_ROWS = 20
 DELIMITERS = (",", ";", "\t")

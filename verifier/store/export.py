@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
+from verifier.common.choices import EXPORT_FORMATS, EXPORT_KINDS
 from verifier.common.files import write_output
 from verifier.common.tabular import cell as safe_cell
 from verifier.store.models import Comparison, Photo, ReviewCase, Student
 
-KINDS = ("cases", "comparisons", "students")
-FORMATS = ("csv", "xlsx")
+KINDS = EXPORT_KINDS
+FORMATS = EXPORT_FORMATS
 
 _STATUS_ZH = {"enrolled": "在籍", "graduated": "已毕业", "withdrawn": "离校"}
 _CASE_TYPE_ZH = {

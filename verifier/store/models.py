@@ -34,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from verifier.common.choices import PHOTO_KINDS
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -42,7 +44,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-PHOTO_KINDS = ("admission", "graduation")
 STUDENT_STATUSES = ("enrolled", "graduated", "withdrawn")
 CHECK_STATUSES = ("unchecked", "pass", "warn", "fail")
 DECISIONS = ("match", "review", "mismatch", "unusable")

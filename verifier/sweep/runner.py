@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -200,6 +198,9 @@ def components(edges: list[tuple[int, int]]) -> list[list[int]]:
     nodes = sorted({n for e in edges for n in e})
     if not nodes:
         return []
+    from scipy.sparse import coo_matrix  # only when there are pairs to group (scipy takes a while to import)
+    from scipy.sparse.csgraph import connected_components
+
     pos = {n: i for i, n in enumerate(nodes)}
     a = np.fromiter((pos[e[0]] for e in edges), np.int64, len(edges))
     b = np.fromiter((pos[e[1]] for e in edges), np.int64, len(edges))

@@ -1,0 +1,120 @@
+"""What the user runs starts fast: help and version load only the standard library and the command line's own modules,
+and `verifier compare` with a warm model cache never loads the ONNX graph tools.
+
+Each case runs in a fresh interpreter (the test process has long since imported everything) and reports the
+names in `sys.modules` once it is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from verifier.cli.main import build_parser
+
+# Builds the parser, parses argv (--help and --version end in SystemExit), writes sorted(sys.modules) as JSON to a file.
+HELP_PROBE = """
+import json, sys
+out, argv = sys.argv[1], sys.argv[2:]
+from verifier.cli.main import build_parser
+try:
+    build_parser().parse_args(argv)
+except SystemExit:
+    pass
+with open(out, "w") as fh:
+    json.dump(sorted(sys.modules), fh)
+"""
+
+# Runs the command line as the `verifier` script does, then writes its exit code and sorted(sys.modules).
+MAIN_PROBE = """
+import json, sys
+out, argv = sys.argv[1], sys.argv[2:]
+from verifier.cli.main import main
+rc = main(argv)
+with open(out, "w") as fh:
+    json.dump({"rc": rc, "modules": sorted(sys.modules)}, fh)
+"""
+
+# verifier modules help may load: the root package (its public names are lazy), the CLI, and verifier.common
+# (the bottom layer; whether a module there pulls a third-party package is the other check).
+ALLOWED_VERIFIER = ("verifier.cli", "verifier.common")
+
+# Never loaded by `compare A B` once the repaired models are cached: the graph tools (onnx, and ml_dtypes which onnx
+# loads) repair a model only on a cache miss; the rest belong to other commands (calibrate, the store, serve).
+NOT_FOR_COMPARE = ("onnx", "ml_dtypes", "scipy", "matplotlib", "sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn")
+
+
+def _startup_modules() -> set[str]:
+    """What this interpreter loads before any verifier code runs: site and the environment's .pth files
+    (the editable install's finder, setuptools' _distutils_hack), and __main__. Not ours to trim."""
+    res = subprocess.run([sys.executable, "-c", "import sys; print('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return set(res.stdout.split())
+
+
+def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command of the parser, nested groups included (`photos check`, `db upgrade`), the root first."""
+    paths = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+COMMANDS = _command_paths(build_parser())
+STARTUP = _startup_modules()
+
+
+def _probe(code: str, argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> object:
+    out = tmp_path / "modules.json"
+    res = subprocess.run([sys.executable, "-c", code, str(out), *argv], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **(env or {})})
+    assert res.returncode == 0 and out.exists(), f"probe failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}"
+    return json.loads(out.read_text())
+
+
+def _not_allowed(modules: list[str]) -> list[str]:
+    bad = []
+    for m in modules:
+        top = m.split(".")[0]
+        if m in STARTUP or top in sys.stdlib_module_names:
+            continue
+        if top == "verifier" and (m == "verifier" or any(m == p or m.startswith(p + ".") for p in ALLOWED_VERIFIER)):
+            continue
+        bad.append(m)
+    return bad
+
+
+def test_every_command_is_walked() -> None:
+    # A walk that missed the nested groups would pass vacuously.
+    for path in [("compare",), ("photos", "check"), ("photos", "fix"), ("photos", "import"), ("db", "upgrade"),
+                 ("roster", "reconcile"), ("roster", "import"), ("batch", "compare"), ("calibrate",), ("serve",), ("keys", "create")]:
+        assert path in COMMANDS
+
+
+@pytest.mark.parametrize("argv", [["--version"]] + [[*path, "--help"] for path in COMMANDS], ids=lambda a: " ".join(a))
+def test_help_and_version_load_only_the_standard_library_and_the_cli(argv: list[str], tmp_path: Path) -> None:
+    modules = _probe(HELP_PROBE, argv, tmp_path)
+    assert "verifier.cli.main" in modules
+    bad = _not_allowed(modules)
+    tops = sorted({m.split(".")[0] for m in bad if not m.startswith("verifier")})
+    assert not bad, f"`verifier {' '.join(argv)}` loads third-party {tops} and {[m for m in bad if m.startswith('verifier')]}"
+
+
+def test_compare_with_a_warm_model_cache_does_not_load_onnx(faces: Path, tmp_path: Path) -> None:
+    a, b = str(faces / "obama_1.jpg"), str(faces / "obama_2.jpg")
+    env = {"VERIFIER_CACHE_DIR": str(tmp_path / "cache")}
+    cold = _probe(MAIN_PROBE, ["compare", a, b], tmp_path, env)
+    assert cold["rc"] == 0, "obama_1 and obama_2 should match"
+    assert "onnx" in cold["modules"], "an empty cache repairs the models with onnx (else this test proves nothing)"
+    warm = _probe(MAIN_PROBE, ["compare", a, b], tmp_path, env)
+    assert warm["rc"] == 0
+    loaded = sorted({m.split(".")[0] for m in warm["modules"]} & set(NOT_FOR_COMPARE))
+    assert not loaded, f"`verifier compare A B` with the repaired models cached loads {loaded}"
