@@ -91,9 +91,10 @@ def build_blocks(r: CalibrationReport) -> list[Block]:
 
     b.append(Block("h", "一、结论 / Summary"))
     eer_ci = r.intervals.get("eer")
-    rows = [["threshold 阈值", "current 现值", "recommended 建议", "basis 依据", "why (English)", "原因（中文）"]]
+    rows = [["threshold 阈值", "current 现值", "recommended 建议", "95% CI 置信区间", "basis 依据", "why (English)", "原因（中文）"]]
+    ci_key = {"accept": f"threshold@{r.target_fmr:g}", "reject": "reject", "duplicate": "duplicate"}
     for c, now in zip(rec.choices(), (cur.accept, cur.reject, cur.duplicate)):
-        rows.append([c.name, f"{now:.3f}", f"{c.value:.3f}", c.basis, c.why_en, c.why_zh])
+        rows.append([c.name, f"{now:.3f}", f"{c.value:.3f}", _ci(r.intervals.get(ci_key[c.name]), False), c.basis, c.why_en, c.why_zh])
     b.append(Block("table", rows))
     b.append(Block("list", [
         f"等错误率 EER = {_ci(eer_ci)}（95% 置信区间，按人重抽样）。EER 是误识率与拒真率相等时的错误率，越低越好。",

@@ -110,12 +110,15 @@ def _embed(pipeline: Any, pairs: PairSet, aligned: AlignedPairs | None) -> tuple
     return score_pairs(pairs, analyses), (time.perf_counter() - t0) / max(1, len(pairs.images))
 
 
-def _bootstrap(own: SystemResult, n_boot: int) -> dict:
+def _bootstrap(own: SystemResult, n_boot: int, target_fnmr: float) -> dict:
     s = own.scored
     base = standard_statistic(STANDARD_FMRS)
 
     def stat(gen: SortedScores, imp: SortedScores) -> dict[str, float]:
         out = base(gen, imp)
+        # reject: the score below which `target_fnmr` of the (weighted) genuine pairs lie
+        k = min(int(np.searchsorted(gen.cumulative, target_fnmr * gen.total, side="right")), gen.scores.size - 1)
+        out["reject"] = float(gen.scores[k])
         w = np.diff(imp.cumulative)
         out["impostor_mean"] = float(np.average(imp.scores, weights=w))
         out["impostor_sd"] = float(fit_normal(imp.scores, w).sd)
@@ -202,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         raise VerifierError("PAIRS_FILE_INVALID", detail="after dropping unusable images no genuine or no impostor pair is left")
     current = pack.thresholds
     own = summarize(pack.id, scored, per_image, native_threshold=current.accept, native_label=f"pack accept {current.accept}")
-    intervals = _bootstrap(own, args.bootstrap)
+    intervals = _bootstrap(own, args.bootstrap, args.target_fnmr)
 
     models = tail_models(scored.impostor)
     arith = duplicate_arithmetic(models, args.gallery_size, args.max_false_duplicates, current.duplicate)
