@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verifier.batch.decision import QUALITY_AFFECTS_SCORE, PhotoFindings
+from verifier.batch.decision import PhotoFindings
 from verifier.batch.worker import PhotoJob, init_worker, process_chunk
 from verifier.core.packs import load_pack
 from verifier.core.results import Decision

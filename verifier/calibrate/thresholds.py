@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from verifier.common.choices import DEFAULT_TARGET_FMR, DEFAULT_TARGET_FNMR  # noqa: F401  (re-exported)
 from verifier.core.results import Decision, Thresholds
 from verifier.core.score import decide
-from verifier.calibrate.metrics import SortedScores, fnmr_at_fmr, needed_impostor_pairs, operating_point_sorted
+from verifier.calibrate.metrics import fnmr_at_fmr, needed_impostor_pairs
 
 GPD_TAIL_FRACTION = 0.10  # the upper 10 % of impostor scores feed the Generalised Pareto fit ...
 GPD_MAX_EXCEEDANCES = 50_000  # ... but at most the highest 50,000 (tens of thousands is what the tail needs)

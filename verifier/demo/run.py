@@ -9,7 +9,6 @@ The cohort (roster, admission and graduation photos) is cut into ./demo-out from
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
