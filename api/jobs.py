@@ -54,9 +54,9 @@ def _batch_child(options: BatchOptions, settings: Settings, conn: Any) -> None:
 
     def work() -> dict[str, Any]:
         from verifier.batch.runner import BatchRunner
-        from verifier.photos.roster import load_roster
+        from verifier.photos.roster import RosterLimits, load_roster
 
-        conn.send({"total": len(load_roster(options.roster).students)})
+        conn.send({"total": len(load_roster(options.roster, limits=RosterLimits.from_settings(settings)).students)})
         summary = BatchRunner(options, settings).run()
         return {
             "state": "interrupted" if summary.interrupted else "completed",

@@ -16,7 +16,7 @@ from verifier.common.files import write_output
 from verifier.batch.runner import CASE_FOR, STORE_DECISION, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
 from verifier.common.reasons import REASONS, Severity
-from verifier.photos.roster import load_roster
+from verifier.photos.roster import RosterLimits, load_roster
 from verifier.photos.spec import display_name
 from verifier.store import audit, embeddings
 from verifier.store.cases import open_case
@@ -65,7 +65,11 @@ async def import_roster_file(
     state: AppState = Depends(get_state),
     who: Principal = Depends(require(ADMISSIONS, ACADEMIC)),
 ) -> dict[str, Any]:
-    """Upsert the roster's students by 考生号; a scoped key imports only rows of its 学院/学习中心."""
+    """Upsert the roster's students by 考生号; a scoped key imports only rows of its 学院/学习中心.
+
+    Parsing is CPU work an upload can make expensive, so it takes an inference slot (503 when none is free)
+    and runs under the roster caps of the settings.
+    """
     data = await file.read()
     suffix = ".xlsx" if data[:2] == b"PK" else ".csv"
     db = state.database()
@@ -75,7 +79,7 @@ async def import_roster_file(
         with tempfile.TemporaryDirectory(prefix="roster-") as tmp:
             path = FsPath(tmp) / f"api-upload{suffix}"
             write_output(path, data)
-            roster = load_roster(path)
+            roster = load_roster(path, limits=RosterLimits.from_settings(state.settings))
         refused: list[RejectedRow] = []
         if who.scoped:
             with db.session() as s:
@@ -90,7 +94,7 @@ async def import_roster_file(
         report.rejected.extend(refused)
         return {"counts": report.counts(), "rejected": [r.to_dict() for r in report.rejected], "encoding": roster.encoding, "format": roster.format}
 
-    return await run_db(work)
+    return await state.limiter.run(work)
 
 
 @router.get("/students/{ksh}")

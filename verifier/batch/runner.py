@@ -30,7 +30,7 @@ from verifier.core.packs import load_pack
 from verifier.common.parallel import chunked, map_chunks
 from verifier.photos.profiles import Profile, load_profile
 from verifier.common.reasons import VerifierError
-from verifier.photos.roster import RosterLoad, load_roster
+from verifier.photos.roster import RosterLimits, RosterLoad, load_roster
 from verifier.photos.roster import Student as RosterStudent
 from verifier.common.settings import Settings, cpu_count
 from verifier.store import embeddings
@@ -314,7 +314,7 @@ class BatchRunner:
         for folder in (self.opt.admission_dir, self.opt.graduation_dir):
             if not folder.is_dir():
                 raise VerifierError("BATCH_FOLDER_MISSING", detail=str(folder))
-        roster = load_roster(self.opt.roster)
+        roster = load_roster(self.opt.roster, limits=RosterLimits.from_settings(self.settings))
         out_dir = self._out_dir()
         db = open_database(self.opt.db_url, settings=self.settings)
         try:

@@ -128,6 +128,12 @@ _TABLE: tuple[ReasonCode, ...] = (
     # Rosters and reconciliation
     ReasonCode("ROSTER_UNREADABLE", _F, "名单文件无法读取（不存在、无权限、编码无法识别或文件损坏）", "Roster file cannot be read (missing, no permission, unknown encoding or damaged)", "roster"),
     ReasonCode("ROSTER_FORMAT_UNSUPPORTED", _F, "名单格式不受支持（请另存为 .xlsx 或 CSV）", "Roster format not supported (save it as .xlsx or CSV)", "roster"),
+    ReasonCode("ROSTER_TOO_LARGE", _F, "名单文件过大，拒绝读取", "Roster file is larger than the configured cap; refused", "roster"),
+    ReasonCode("ROSTER_UNZIPPED_TOO_LARGE", _F, "XLSX 名单解压后过大或部件过多（疑似压缩炸弹），拒绝读取", "XLSX roster is too large once unzipped, or has too many parts (possible zip bomb); refused", "roster"),
+    ReasonCode("ROSTER_TOO_MANY_STRINGS", _F, "XLSX 名单的共享字符串过多，拒绝读取", "XLSX roster holds more shared strings than the cap; refused", "roster"),
+    ReasonCode("ROSTER_TOO_MANY_ROWS", _F, "名单行数超过上限，拒绝读取", "Roster has more rows than the cap; refused", "roster"),
+    ReasonCode("ROSTER_TOO_MANY_COLUMNS", _F, "名单列数超过上限，拒绝读取", "Roster has more columns than the cap; refused", "roster"),
+    ReasonCode("ROSTER_CELL_TOO_LONG", _F, "名单中有单元格文字超过长度上限，拒绝读取", "A roster cell holds more characters than the cap; refused", "roster"),
     ReasonCode("ROSTER_EMPTY", _F, "名单文件为空", "Roster file is empty", "roster"),
     ReasonCode("ROSTER_NO_HEADER", _F, "名单中找不到表头（列名）", "Roster has no recognisable header row", "roster"),
     ReasonCode("ROSTER_MISSING_COLUMN", _F, "名单缺少必需的列（考生号、姓名）", "Roster lacks a required column (考生号 exam number, 姓名 name)", "roster"),

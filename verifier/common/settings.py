@@ -37,6 +37,14 @@ class Settings:
     api_retry_after_s: int = 1
     api_files_root: Path | None = None
     api_job_workers: int = 1
+    # Rosters (CSV and XLSX, CLI and API alike): file size, XLSX bytes once unzipped, shared strings,
+    # rows, columns and characters per cell; a roster over any of them is refused before it is parsed.
+    roster_max_file_bytes: int = 64 * 1024 * 1024
+    roster_max_unzipped_bytes: int = 128 * 1024 * 1024
+    roster_max_strings: int = 1_000_000
+    roster_max_rows: int = 200_000
+    roster_max_columns: int = 256
+    roster_max_cell_chars: int = 1_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -61,7 +69,7 @@ class Settings:
             kw["id_key"] = e["VERIFIER_ID_KEY"]
         if e.get("VERIFIER_FOLLOW_SYMLINKS"):
             kw["follow_symlinks"] = e["VERIFIER_FOLLOW_SYMLINKS"].strip().lower() in ("1", "true", "yes")
-        for var, name, kind in _API_ENV:
+        for var, name, kind in _TYPED_ENV:
             if e.get(var):
                 kw[name] = kind(e[var])
         return cls(**kw)
@@ -107,7 +115,7 @@ class Settings:
         return key.encode("ascii")
 
 
-_API_ENV: tuple[tuple[str, str, type], ...] = (
+_TYPED_ENV: tuple[tuple[str, str, type], ...] = (
     ("VERIFIER_API_MAX_BODY", "api_max_body_bytes", int),
     ("VERIFIER_API_MAX_PIXELS", "api_max_pixels", int),
     ("VERIFIER_API_TIMEOUT", "api_timeout_s", float),
@@ -115,6 +123,12 @@ _API_ENV: tuple[tuple[str, str, type], ...] = (
     ("VERIFIER_API_QUEUE", "api_inference_queue", int),
     ("VERIFIER_API_FILES_ROOT", "api_files_root", Path),
     ("VERIFIER_API_JOB_WORKERS", "api_job_workers", int),
+    ("VERIFIER_ROSTER_MAX_BYTES", "roster_max_file_bytes", int),
+    ("VERIFIER_ROSTER_MAX_UNZIPPED", "roster_max_unzipped_bytes", int),
+    ("VERIFIER_ROSTER_MAX_STRINGS", "roster_max_strings", int),
+    ("VERIFIER_ROSTER_MAX_ROWS", "roster_max_rows", int),
+    ("VERIFIER_ROSTER_MAX_COLUMNS", "roster_max_columns", int),
+    ("VERIFIER_ROSTER_MAX_CELL", "roster_max_cell_chars", int),
 )
 
 

@@ -23,9 +23,12 @@ from typing import Any
 
 from verifier.common.choices import DEFAULT_KSH_PATTERN
 from verifier.common.reasons import REASONS, Severity, VerifierError
+from verifier.common.settings import Settings
 
-MAX_ROSTER_BYTES = 200 * 1024 * 1024
 HEADER_SEARCH_ROWS = 20
+# An XLSX with more parts than this is no spreadsheet export (a roster has about ten).
+MAX_XLSX_PARTS = 1_000
+_SCAN_CHUNK = 1024 * 1024
 DELIMITERS = (",", ";", "\t")
 
 REQUIRED_FIELDS = ("ksh", "name")
@@ -79,6 +82,30 @@ def _header_key(text: Any) -> str:
 
 
 _ALIAS_INDEX: dict[str, str] = {_header_key(a): f for f, names in _ALIASES.items() for a in names}
+
+
+@dataclass(frozen=True)
+class RosterLimits:
+    """Caps that keep a hostile roster (zip bomb, huge cell, millions of rows) from exhausting memory or CPU."""
+
+    max_file_bytes: int
+    max_unzipped_bytes: int
+    max_strings: int
+    max_rows: int
+    max_columns: int
+    max_cell_chars: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RosterLimits":
+        """The roster_* caps of the settings (defaults and VERIFIER_ROSTER_* variables in common.settings)."""
+        return cls(
+            settings.roster_max_file_bytes,
+            settings.roster_max_unzipped_bytes,
+            settings.roster_max_strings,
+            settings.roster_max_rows,
+            settings.roster_max_columns,
+            settings.roster_max_cell_chars,
+        )
 
 
 @dataclass(frozen=True)
@@ -305,19 +332,33 @@ def _decode_text(data: bytes) -> tuple[str, str]:
         raise VerifierError("ROSTER_UNREADABLE", detail=f"not UTF-8 or GB18030 text at byte {exc.start}") from None
 
 
-def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[Any]]]:
-    """Yield (first physical line of the record, fields)."""
+def _check_cells(cells: Sequence[Any], line: int, limits: RosterLimits) -> None:
+    """Refuse a row wider than the column cap or holding a cell longer than the cell cap."""
+    if len(cells) > limits.max_columns:
+        raise VerifierError("ROSTER_TOO_MANY_COLUMNS", detail=f"row {line}", measured=len(cells), limit=limits.max_columns)
+    for cell in cells:
+        if isinstance(cell, str) and len(cell) > limits.max_cell_chars:
+            raise VerifierError("ROSTER_CELL_TOO_LONG", detail=f"row {line}", measured=len(cell), limit=limits.max_cell_chars)
+
+
+def _csv_rows(text: str, delimiter: str, limits: RosterLimits) -> Iterator[tuple[int, list[Any]]]:
+    """Yield (first physical line of the record, fields); more records than the row cap refuse the roster."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     start = 1
     try:
-        for fields in reader:
+        for n, fields in enumerate(reader, start=1):
+            if n > limits.max_rows:
+                raise VerifierError("ROSTER_TOO_MANY_ROWS", detail=f"more than {limits.max_rows} records", limit=limits.max_rows)
+            _check_cells(fields, start, limits)
             yield start, fields
             start = reader.line_num + 1
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise VerifierError("ROSTER_CELL_TOO_LONG", detail=f"near line {reader.line_num}", limit=limits.max_cell_chars) from None
         raise VerifierError("ROSTER_UNREADABLE", detail=f"CSV error near line {reader.line_num}: {exc}") from None
 
 
-def _choose_delimiter(text: str) -> tuple[str, _Header]:
+def _choose_delimiter(text: str, limits: RosterLimits) -> tuple[str, _Header]:
     """Try comma, semicolon and tab (or Excel's `sep=` hint); keep the one under which a header row is found."""
     first = text.split("\n", 1)[0].strip()
     hint = first[4:5] if first.lower().startswith("sep=") and len(first) == 5 else None
@@ -325,7 +366,7 @@ def _choose_delimiter(text: str) -> tuple[str, _Header]:
     fallback: tuple[str, _Header] | None = None
     head = "\n".join(text.split("\n", 200)[:200])
     for d in candidates:
-        found = _find_header(_csv_rows(head, d))
+        found = _find_header(_csv_rows(head, d, limits))
         if found[0] is not None:
             return d, found
         if fallback is None or len(found[2]) > len(fallback[1][2]):
@@ -394,31 +435,36 @@ def _rows_to_load(
     return students, rejected, warned
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refused over max_bytes (checked by size first, then by what was actually read)."""
     try:
         if path.is_dir():
             raise VerifierError("ROSTER_UNREADABLE", detail="path is a directory / 路径是文件夹")
         size = path.stat().st_size
-        if size > MAX_ROSTER_BYTES:
-            raise VerifierError("ROSTER_UNREADABLE", detail="file too large", measured=size, limit=MAX_ROSTER_BYTES)
-        return path.read_bytes()
+        if size > max_bytes:
+            raise VerifierError("ROSTER_TOO_LARGE", measured=size, limit=max_bytes)
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise VerifierError("ROSTER_TOO_LARGE", detail="grew while being read", limit=max_bytes)
+        return data
     except FileNotFoundError:
         raise VerifierError("ROSTER_UNREADABLE", detail="file not found / 文件不存在") from None
     except OSError as exc:
         raise VerifierError("ROSTER_UNREADABLE", detail=exc.strerror or type(exc).__name__) from None
 
 
-def _load_csv(data: bytes, path: Path, ksh_pattern: str) -> RosterLoad:
+def _load_csv(data: bytes, path: Path, ksh_pattern: str, limits: RosterLimits) -> RosterLoad:
     text, encoding = _decode_text(data)
     if not text.strip().strip("\ufeff"):
         raise VerifierError("ROSTER_EMPTY", detail="no text / 没有内容")
     if "\x00" in text[:4096]:
         raise VerifierError("ROSTER_FORMAT_UNSUPPORTED", detail="binary content, not CSV text")
-    delimiter, (header_line, cells, mapping, any_rows) = _choose_delimiter(text)
+    delimiter, (header_line, cells, mapping, any_rows) = _choose_delimiter(text, limits)
     if header_line is None:
         _raise_header_problem(cells, mapping, any_rows)
     assert header_line is not None
-    students, rejected, warned = _rows_to_load(_csv_rows(text, delimiter), header_line, mapping, ksh_pattern)
+    students, rejected, warned = _rows_to_load(_csv_rows(text, delimiter, limits), header_line, mapping, ksh_pattern)
     return RosterLoad(
         students=students,
         rejected=rejected,
@@ -433,11 +479,108 @@ def _load_csv(data: bytes, path: Path, ksh_pattern: str) -> RosterLoad:
     )
 
 
-def _load_xlsx(data: bytes, path: Path, ksh_pattern: str) -> RosterLoad:
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+
+
+def _count_rows(chunks: Iterable[bytes], limit: int) -> int:
+    """Count <row> elements in streamed sheet XML, stopping with ROSTER_TOO_MANY_ROWS past limit.
+
+    Every match starts at a '<' and holds no other, so cutting each chunk at its last '<' loses none.
+    """
+    rows, tail = 0, b""
+    for chunk in chunks:
+        buf = tail + chunk
+        cut = buf.rfind(b"<")
+        if cut < 0:
+            tail = b""
+            continue
+        rows += len(_ROW_TAG.findall(buf, 0, cut))
+        tail = buf[cut:]
+        if rows > limit:
+            raise VerifierError("ROSTER_TOO_MANY_ROWS", measured=f">{limit}", limit=limit)
+    rows += len(_ROW_TAG.findall(tail))
+    if rows > limit:
+        raise VerifierError("ROSTER_TOO_MANY_ROWS", measured=rows, limit=limit)
+    return rows
+
+
+def _check_shared_strings(chunks: Iterable[bytes], limits: RosterLimits) -> None:
+    """Stream the shared-string table through expat: refuse too many strings or one longer than the cell cap.
+
+    Character data is only counted, never gathered, so a 2 GB string costs a chunk of memory.
+    """
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate(namespace_separator=" ")
+    state = {"strings": 0, "chars": 0}
+
+    def start(name: str, _attrs: dict[str, str]) -> None:
+        if name.rsplit(" ", 1)[-1] == "si":
+            state["strings"] += 1
+            state["chars"] = 0
+            if state["strings"] > limits.max_strings:
+                raise VerifierError("ROSTER_TOO_MANY_STRINGS", measured=f">{limits.max_strings}", limit=limits.max_strings)
+
+    def text(data: str) -> None:
+        state["chars"] += len(data)
+        if state["chars"] > limits.max_cell_chars:
+            raise VerifierError("ROSTER_CELL_TOO_LONG", detail=f"shared string {state['strings']}", measured=f">{limits.max_cell_chars}", limit=limits.max_cell_chars)
+
+    parser.StartElementHandler = start
+    parser.CharacterDataHandler = text
+    parser.buffer_text = False
+    try:
+        for chunk in chunks:
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except expat.ExpatError as exc:
+        raise VerifierError("ROSTER_UNREADABLE", detail=f"sharedStrings.xml is not XML ({expat.errors.messages.get(exc.code, exc.code)})") from None
+
+
+def _scan_xlsx(data: bytes, limits: RosterLimits) -> None:
+    """Check an XLSX before openpyxl reads it: parts and unzipped size from the central directory, then, while
+    streaming the shared strings and every sheet, bytes actually inflated, string count and length, and rows.
+    """
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise VerifierError("ROSTER_UNREADABLE", detail=f"not a readable XLSX workbook ({type(exc).__name__})") from None
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > MAX_XLSX_PARTS:
+            raise VerifierError("ROSTER_UNZIPPED_TOO_LARGE", detail="too many parts", measured=len(parts), limit=MAX_XLSX_PARTS)
+        declared = sum(p.file_size for p in parts)
+        if declared > limits.max_unzipped_bytes:
+            raise VerifierError("ROSTER_UNZIPPED_TOO_LARGE", detail="declared sizes", measured=declared, limit=limits.max_unzipped_bytes)
+        budget = [limits.max_unzipped_bytes]
+
+        def chunks(part: zipfile.ZipInfo) -> Iterator[bytes]:
+            with archive.open(part) as fh:
+                while chunk := fh.read(_SCAN_CHUNK):
+                    budget[0] -= len(chunk)
+                    if budget[0] < 0:
+                        raise VerifierError("ROSTER_UNZIPPED_TOO_LARGE", detail="inflated past the cap", limit=limits.max_unzipped_bytes)
+                    yield chunk
+
+        try:
+            for part in parts:
+                name = part.filename.lower()
+                if name.endswith("sharedstrings.xml"):
+                    _check_shared_strings(chunks(part), limits)
+                elif name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                    _count_rows(chunks(part), limits.max_rows)
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+            raise VerifierError("ROSTER_UNREADABLE", detail=f"damaged XLSX part ({type(exc).__name__})") from None
+
+
+def _load_xlsx(data: bytes, path: Path, ksh_pattern: str, limits: RosterLimits) -> RosterLoad:
     import zipfile
 
     from openpyxl import load_workbook
 
+    _scan_xlsx(data, limits)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
@@ -450,6 +593,9 @@ def _load_xlsx(data: bytes, path: Path, ksh_pattern: str) -> RosterLoad:
 
             def sheet_rows(ws: Any = ws) -> Iterator[tuple[int, list[Any]]]:
                 for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
+                    if i > limits.max_rows:  # row numbers that skip ahead are filled with empty rows
+                        raise VerifierError("ROSTER_TOO_MANY_ROWS", detail=f"row {i}", limit=limits.max_rows)
+                    _check_cells(row, i, limits)
                     yield i, list(row)
 
             header_line, cells, mapping, seen = _find_header(sheet_rows())
@@ -477,14 +623,18 @@ def _load_xlsx(data: bytes, path: Path, ksh_pattern: str) -> RosterLoad:
         wb.close()
 
 
-def load_roster(path: Path | str, ksh_pattern: str = DEFAULT_KSH_PATTERN) -> RosterLoad:
-    """Read a CSV or XLSX roster; bad rows are listed with line numbers, unreadable files raise VerifierError."""
+def load_roster(path: Path | str, ksh_pattern: str = DEFAULT_KSH_PATTERN, limits: RosterLimits | None = None) -> RosterLoad:
+    """Read a CSV or XLSX roster; bad rows are listed with line numbers, unreadable or oversized files raise VerifierError.
+
+    limits defaults to the caps of Settings.from_env(), so every command applies the same ones.
+    """
     path = Path(path)
-    data = _read_bytes(path)
+    limits = limits or RosterLimits.from_settings(Settings.from_env())
+    data = _read_bytes(path, limits.max_file_bytes)
     if not data.strip(b" \t\r\n\xef\xbb\xbf"):
         raise VerifierError("ROSTER_EMPTY", detail="0 bytes or only whitespace", measured=len(data))
     if data.startswith(_ZIP_MAGIC):
-        return _load_xlsx(data, path, ksh_pattern)
+        return _load_xlsx(data, path, ksh_pattern, limits)
     if data.startswith(_OLE2_MAGIC):
         raise VerifierError(
             "ROSTER_FORMAT_UNSUPPORTED",
@@ -492,4 +642,4 @@ def load_roster(path: Path | str, ksh_pattern: str = DEFAULT_KSH_PATTERN) -> Ros
         )
     if data.startswith(_BINARY_MAGICS):
         raise VerifierError("ROSTER_FORMAT_UNSUPPORTED", detail="binary file, not CSV or XLSX")
-    return _load_csv(data, path, ksh_pattern)
+    return _load_csv(data, path, ksh_pattern, limits)

@@ -92,9 +92,9 @@ def import_photos(options: ImportOptions, settings: Settings | None = None) -> I
     try:
         on_roster: set[str] | None = None
         if options.roster is not None:
-            from verifier.photos.roster import load_roster
+            from verifier.photos.roster import RosterLimits, load_roster
 
-            roster = load_roster(options.roster)
+            roster = load_roster(options.roster, limits=RosterLimits.from_settings(settings))
             key = settings.id_key_bytes()
             db.transaction(lambda s: import_roster(s, roster, key, actor=options.actor))
             on_roster = set(roster.students)
