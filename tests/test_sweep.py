@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 import random
 from pathlib import Path
 
@@ -317,3 +319,31 @@ def test_second_sweep_on_the_same_home_is_refused_while_one_runs(home, tmp_path)
     with pytest.raises(VerifierError) as err:
         Sweep(SweepOptions(threshold=1.5), home)
     assert err.value.reason.code == "SWEEP_THRESHOLD_INVALID"
+
+
+def _loose(root: Path) -> list[str]:
+    """Everything under root that others could read: files not 0600, folders not 0700."""
+    bad = []
+    for p in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(p.lstat().st_mode)
+        want = 0o700 if p.is_dir() else 0o600
+        if mode != want:
+            bad.append(f"{oct(mode)} {p.relative_to(root)}")
+    return bad
+
+
+def test_sweep_writes_index_and_reports_private_even_into_folders_made_loose(home, sources):
+    """The FAISS index (vectors.npy, ids.npy, students.npy, meta.json) and <home>/reports are 0600 / 0700.
+
+    `<home>/reports` and `<home>/index` that an operator (mkdir -p) or an older version made 0755 are
+    tightened: they hold face embeddings and names.
+    """
+    populate(home, sources)
+    for name in ("reports", "index"):
+        (home.home / name).mkdir(mode=0o755)
+        os.chmod(home.home / name, 0o755)
+    summary = Sweep(SweepOptions(workers=1), home).run()
+    assert summary.out_dir is not None and summary.out_dir.parent == home.home / "reports"
+    index_files = {p.name for p in (home.home / "index").rglob("*") if p.is_file()}
+    assert {"vectors.npy", "ids.npy", "students.npy", "meta.json"} <= index_files, index_files
+    assert not _loose(home.home / "index") and not _loose(home.home / "reports"), _loose(home.home)

@@ -7,9 +7,7 @@ recognizer in one batched call.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,11 +46,14 @@ _STATE: dict = {}
 
 
 def init_worker(pack_id: str | None, model_dir: str | None, profiles: dict[str, Profile], pipeline=None) -> None:
-    """Build the pipeline; in a child process Ctrl-C is left to the parent, which drains work in flight."""
+    """Build the pipeline and profiles for process_chunk; signals stay as the caller set them.
+
+    This also runs in the caller's own process (threads, one worker), which may be a child such as an API
+    job whose runner installed the drain-on-Ctrl-C handler: ignoring SIGINT here made cancel a no-op.
+    Pool worker processes are silenced by common.parallel instead.
+    """
     from verifier.core.workers import init_pipeline, worker_pipeline
 
-    if multiprocessing.parent_process() is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     init_pipeline(pack_id, model_dir, pipeline)
     _STATE.update(pipeline=worker_pipeline(), profiles=profiles)

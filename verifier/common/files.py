@@ -38,6 +38,19 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def private_folder(path: Path) -> Path:
+    """A folder of the program's own under home (reports, index): created 0700, or tightened to 0700 when found looser.
+
+    An operator's `mkdir -p` or an older version may have left it 0755; what it holds (embeddings, names,
+    photos in reports) is for the owner only. A folder owned by someone else is left as it is.
+    """
+    path = ensure_private_dir(Path(path))
+    st = path.stat()
+    if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
+        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    return path
+
+
 def follow_symlinks_default() -> bool:
     """Whether outputs may be written through symlinks: `--follow-symlinks` / VERIFIER_FOLLOW_SYMLINKS=1."""
     from verifier.common.settings import Settings

@@ -11,6 +11,7 @@ memory stays bounded however long the input stream is.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,6 +32,13 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _pool_worker_start(initializer: Callable[..., None] | None, *initargs: Any) -> None:
+    """Start of a pool worker process: Ctrl-C is the parent's to handle (it drains work in flight), then the initializer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def map_chunks(
@@ -60,7 +68,7 @@ def map_chunks(
         return
     pool: Executor
     if processes:
-        pool = ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs)
+        pool = ProcessPoolExecutor(workers, initializer=_pool_worker_start, initargs=(initializer, *initargs))
     else:
         if initializer is not None:
             initializer(*initargs)

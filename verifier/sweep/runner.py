@@ -30,7 +30,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier.common.files import writable_dir
+from verifier.common.files import private_folder, writable_dir
 from verifier.sweep.index import EXACT_LIMIT, FaceIndex, PairSet, choose_params, set_threads
 from verifier.core.packs import load_pack
 from verifier.sweep.photo_import import embed_missing
@@ -382,12 +382,17 @@ class Sweep:
         db.transaction(write)
 
     def _out_dir(self) -> Path:
-        return writable_dir(self.opt.out_dir or self.settings.home / "reports" / f"sweep-{datetime.now():%Y%m%d-%H%M%S}", "SWEEP_OUT_UNWRITABLE")
+        if self.opt.out_dir is not None:
+            return writable_dir(self.opt.out_dir, "SWEEP_OUT_UNWRITABLE")
+        try:
+            reports = private_folder(self.settings.home / "reports")
+        except OSError as exc:
+            raise VerifierError("SWEEP_OUT_UNWRITABLE", detail=f"{self.settings.home / 'reports'}: {exc.strerror}") from None
+        return writable_dir(reports / f"sweep-{datetime.now():%Y%m%d-%H%M%S}", "SWEEP_OUT_UNWRITABLE")
 
     def _lock(self) -> int:
         """Hold `<home>/index/.sweep.lock` for the sweep so two sweeps never write one index at once."""
-        folder = self.settings.home / "index"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = private_folder(self.settings.home / "index")
         fd = os.open(folder / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
