@@ -10,6 +10,7 @@ runs table is the durable record (a restarted server lists past runs there).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -31,6 +32,7 @@ from verifier.store.models import Comparison, Run
 
 from api.problems import ApiProblem
 
+log = logging.getLogger("api")
 FINAL = ("completed", "failed", "cancelled", "interrupted")
 
 
@@ -203,6 +205,11 @@ class JobManager:
         if job.state not in FINAL:
             job.state, job.ended_at = "failed", time.time()
             job.error = {"code": "API_INTERNAL_ERROR", "detail": f"job process exited with {job.process.exitcode}"}
+        end = {"kind": job.kind, "state": job.state, "run_id": job.run_id, "error": (job.error or {}).get("code")}
+        try:
+            self.db.transaction(lambda s: audit.record(s, job.actor, "job.end", "job", job.id, after=end))
+        except Exception:  # noqa: BLE001 - the job's state is already known in memory; a store outage must not kill the watcher
+            log.warning("could not audit the end of job %s", job.id)
 
     def get(self, job_id: str) -> Job:
         """A job by id (404 API_JOB_UNKNOWN)."""
