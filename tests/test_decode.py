@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bombs import jpeg_claiming
+
 from verifier.core.decode import decode_image, sniff_format
 from verifier.common.reasons import VerifierError
 
@@ -141,3 +143,36 @@ def test_every_exif_orientation_is_applied(orientation):
 def test_sniff_format_by_content_not_name():
     assert sniff_format(_png(_gradient())) == "png"
     assert sniff_format(_jpeg(_gradient())) == "jpeg"
+
+
+def test_jpeg_claiming_far_more_pixels_than_its_bytes_hold_is_refused():
+    """The probe's file: a few hundred bytes whose SOF claims 4000x4000 decoded to 16 Mpx of filler (under the pixel cap)."""
+    data = jpeg_claiming(4000, 4000)
+    assert len(data) < 1000 and 4000 * 4000 <= 16_000_000
+    assert _code(data, max_pixels=16_000_000) == "IMAGE_SIZE_CLAIM_IMPLAUSIBLE"
+    assert _code(jpeg_claiming(1200, 1600)) == "IMAGE_SIZE_CLAIM_IMPLAUSIBLE"
+    assert decode_image(jpeg_claiming(16, 16)).width == 16  # the same file with its true size is fine
+
+
+def test_png_claiming_far_more_pixels_than_its_bytes_hold_is_refused():
+    ihdr = struct.pack(">IIBBBBB", 4000, 4000, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _png_chunk(b"IEND", b"")
+    assert _code(data) == "IMAGE_SIZE_CLAIM_IMPLAUSIBLE"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("progressive", [False, True])
+def test_the_most_compressible_honest_images_still_decode(mode: str, progressive: bool):
+    """A flat grey 4000x4000 at quality 1 is the smallest real JPEG of that size; it, and a flat PNG, must pass the claim check."""
+    flat = Image.new(mode, (4000, 4000), 128 if mode == "L" else (128, 128, 128))
+    assert decode_image(_jpeg(flat, quality=1, progressive=progressive, optimize=True)).width == 4000
+    one_bit = io.BytesIO()
+    Image.new("1", (4000, 4000), 0).save(one_bit, "PNG", optimize=True)
+    assert decode_image(one_bit.getvalue()).height == 4000
+
+
+def test_every_face_set_photo_still_decodes(faces):
+    photos = [p for p in sorted(faces.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    assert photos
+    for p in photos:
+        assert decode_image(p.read_bytes()).width >= 16, p.name

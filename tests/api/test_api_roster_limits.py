@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from apihelp import ID_KEY, make_keys
-from bombs import xlsx_huge_shared_string, xlsx_many_rows
+from bombs import jpeg_claiming, xlsx_huge_shared_string, xlsx_many_rows
 
 from verifier.common.settings import Settings
 from verifier.store.connect import open_database
@@ -110,6 +110,15 @@ def test_roster_bombs_are_refused_at_once_with_bounded_memory(server, tmp_path: 
     assert grown < RSS_SLACK_MB, f"peak RSS grew {grown:.0f} MB"
     r, _ = _post(client, headers, "ok.csv", ROSTER)
     assert r.status_code == 200 and r.json()["counts"]["unchanged"] == 1, r.text
+
+
+def test_photo_claiming_16_mpx_in_a_few_hundred_bytes_fails_its_check_without_decoding(server) -> None:
+    client, headers, pid = server
+    before = _peak_rss_mb(pid)
+    r = client.post("/api/v1/photos/check", headers=headers, files={"file": ("21110101150001.jpg", jpeg_claiming(4000, 4000), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "fail" and "IMAGE_SIZE_CLAIM_IMPLAUSIBLE" in [x["code"] for x in r.json()["reasons"]], r.text
+    assert _peak_rss_mb(pid) - before < 40  # 16 Mpx decoded would be 48 MB of BGR at least
 
 
 class _HeldPipeline:

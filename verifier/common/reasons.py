@@ -74,6 +74,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("IMAGE_TRUNCATED", _F, "图片文件不完整（被截断）", "Image file is truncated", "decode"),
     ReasonCode("IMAGE_CORRUPT", _F, "图片数据损坏，无法解码", "Image data is corrupt and cannot be decoded", "decode"),
     ReasonCode("IMAGE_TOO_MANY_PIXELS", _F, "图片像素数超过上限（疑似解压炸弹）", "Image pixel count exceeds the cap (possible decompression bomb)", "decode"),
+    ReasonCode("IMAGE_SIZE_CLAIM_IMPLAUSIBLE", _F, "图片声明的尺寸远超其数据所能编码的（疑似解压炸弹）", "Image header claims far more pixels than its data can encode (possible decompression bomb)", "decode"),
     ReasonCode("IMAGE_TOO_SMALL", _F, "图片尺寸过小，无法分析", "Image is too small to analyse", "decode"),
     # Faces
     ReasonCode("FACE_NOT_FOUND", _F, "未检测到人脸", "No face detected", "face"),

@@ -2,7 +2,8 @@
 
 Format is judged by content (magic bytes), never by file name. The pixel
 count is checked from the header before any pixel is decoded, so a crafted
-"decompression bomb" costs nothing. EXIF orientation is applied; grayscale,
+"decompression bomb" costs nothing; so is the header's claim against the file's
+size (a few hundred bytes cannot hold 16 Mpx). EXIF orientation is applied; grayscale,
 palette, CMYK and alpha images become plain BGR.
 """
 
@@ -115,6 +116,25 @@ def _fast_decode(data: bytes, img: Image.Image, fmt: str, orientation: int) -> n
     return arr
 
 
+# Deflate cannot shrink data by more than about 1032:1; PNG rows are at least 1 bit per pixel plus a filter byte.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def min_plausible_bytes(fmt: str, width: int, height: int) -> int:
+    """Fewest bytes a complete image of this size can take; a file below it claims pixels it cannot hold.
+
+    JPEG (Huffman, baseline or progressive) spends at least one bit per 8x8 luma block on its DC symbol,
+    so a flat grey 4000x4000 photo needs 31 KB (real ones are about 60x more); the 689-byte file that
+    claimed 4000x4000 decoded to 16 Mpx of filler. PNG: one bit per pixel deflated at the best possible
+    ratio, halved for slack. Arithmetic-coded JPEGs that small are refused too.
+    """
+    if fmt == "jpeg":
+        return ((width + 7) // 8) * ((height + 7) // 8) // 8
+    if fmt == "png":
+        return height * (1 + (width + 7) // 8) // _DEFLATE_MAX_RATIO // 2
+    return 0
+
+
 def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
     """Decode JPEG or PNG bytes safely; raise VerifierError with a reason code."""
     if not data:
@@ -133,6 +153,9 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
                 raise VerifierError("IMAGE_TOO_MANY_PIXELS", measured=width * height, limit=max_pixels)
             if min(width, height) < MIN_SIDE:
                 raise VerifierError("IMAGE_TOO_SMALL", measured=[width, height], limit=MIN_SIDE)
+            needed = min_plausible_bytes(fmt, width, height)
+            if len(data) < needed:
+                raise VerifierError("IMAGE_SIZE_CLAIM_IMPLAUSIBLE", detail=f"{width}x{height} in {len(data)} bytes", measured=len(data), limit=needed)
             progressive = bool(img.info.get("progressive") or img.info.get("progression"))
             source_mode = img.mode
             orientation = int(img.getexif().get(0x0112, 1) or 1)
