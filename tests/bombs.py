@@ -83,6 +83,24 @@ def xlsx_many_strings(path: Path, count: int) -> Path:
     return _write(path, parts, {"xl/sharedStrings.xml": body()})
 
 
+def xlsx_lying_sizes(path: Path, chars: int, claimed: int) -> Path:
+    """A roster whose shared-string part holds `chars` characters but whose zip headers claim `claimed` bytes."""
+    parts = _with_shared_strings(_template())
+    parts["xl/sharedStrings.xml"] = f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{_MAIN}"><si><t>{"A" * chars}</t></si></sst>'.encode()
+    _write(path, parts, {})
+    data = bytearray(path.read_bytes())
+    name = b"xl/sharedStrings.xml"
+    for sig, size_at, name_len_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        i = data.find(sig)
+        while i >= 0:
+            n = struct.unpack_from("<H", data, i + name_len_at)[0]
+            if data[i + name_at : i + name_at + n] == name:
+                struct.pack_into("<I", data, i + size_at, claimed)
+            i = data.find(sig, i + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def xlsx_many_rows(path: Path, rows: int) -> Path:
     """A roster with the header, one student, then `rows` rows of one number each (the issue's: 2 million in 157 KB)."""
     parts = _template()

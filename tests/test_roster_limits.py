@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bombs import xlsx_huge_shared_string, xlsx_many_rows, xlsx_many_strings
+from bombs import xlsx_huge_shared_string, xlsx_lying_sizes, xlsx_many_rows, xlsx_many_strings
 from openpyxl import Workbook
 
 from verifier.common.reasons import REASONS, VerifierError
@@ -59,6 +59,12 @@ def test_huge_shared_string_is_refused_from_the_central_directory(bombs: dict[st
 def test_long_shared_string_under_the_unzip_cap_is_refused_while_streaming(bombs: dict[str, Path]) -> None:
     code, seconds = _code(bombs["long_cell"])
     assert code == "ROSTER_CELL_TOO_LONG" and seconds < 5
+
+
+def test_zip_headers_that_understate_a_part_are_not_believed(tmp_path: Path) -> None:
+    """Headers claiming 100 bytes for 5 MB of shared strings: inflating stops at the claim and the damage is named."""
+    path = xlsx_lying_sizes(tmp_path / "lie.xlsx", 5 * MB, 100)
+    assert _code(path)[0] == "ROSTER_UNREADABLE"
 
 
 def test_two_million_rows_are_refused_before_openpyxl_walks_them(bombs: dict[str, Path]) -> None:
