@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import and_, or_
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -82,16 +82,10 @@ def visible_student(session: Session, who: Principal, ksh: str) -> Student:
 
 def check_college(who: Principal, college: str | None) -> None:
     """A filter naming a 学院/学习中心 outside the key's scope is refused (403 API_SCOPE_FORBIDDEN)."""
-    if college and who.scoped and college not in who.scopes:
+    if college and who.scoped and college not in who.colleges | who.centres:
         raise ApiProblem("API_SCOPE_FORBIDDEN")
 
 
 def scope_clause(who: Principal) -> ColumnElement[bool]:
-    """SQL form of Principal.sees over Student: every non-empty unit column in scope, at least one non-empty."""
-    def unit_ok(col: ColumnElement[str]) -> ColumnElement[bool]:
-        return or_(col.is_(None), col == "", col.in_(who.scopes))
-
-    def filled(col: ColumnElement[str]) -> ColumnElement[bool]:
-        return and_(col.is_not(None), col != "")
-
-    return and_(unit_ok(Student.college), unit_ok(Student.centre), or_(filled(Student.college), filled(Student.centre)))
+    """SQL form of Principal.sees over Student: the 学院 among the key's 学院 scopes, or the 学习中心 among its 学习中心 scopes."""
+    return or_(Student.college.in_(sorted(who.colleges)), Student.centre.in_(sorted(who.centres)))

@@ -25,6 +25,9 @@ KEY_PREFIX = "vfk"
 NAME_MAX = 100  # the column's width; actor names carry it into the audit log
 SCOPE_MAX = 100  # a 学院/学习中心 name longer than this is not a real one
 SCOPES_MAX = 50
+CENTRE_PREFIX = "学习中心:"  # a scope naming a 学习中心; a bare name (or 学院:<name>) is a 学院
+_CENTRE_ALIASES = ("学习中心:", "centre:", "center:")
+_COLLEGE_ALIASES = ("学院:", "college:")
 LATEST_EXPIRY = dt.datetime(2999, 12, 31, tzinfo=dt.UTC)
 
 
@@ -46,16 +49,25 @@ class Principal:
     def scoped(self) -> bool:
         return bool(self.scopes)
 
+    @property
+    def colleges(self) -> frozenset[str]:
+        """The 学院 this key is limited to (scopes written bare or as 学院:<name>)."""
+        return frozenset(s for s in self.scopes if not s.startswith(CENTRE_PREFIX))
+
+    @property
+    def centres(self) -> frozenset[str]:
+        """The 学习中心 this key is limited to (scopes written 学习中心:<name>)."""
+        return frozenset(s[len(CENTRE_PREFIX):] for s in self.scopes if s.startswith(CENTRE_PREFIX))
+
     def sees(self, college: str | None, centre: str | None) -> bool:
         """True when a student of this 学院/学习中心 is within the key's scope.
 
-        Every non-empty unit column must be in scope, and at least one must be set: a row of 学院B taught
-        at 学习中心A is not a 学习中心A key's to see, nor is a student with neither column filled in.
+        A scope names a 学院 or a 学习中心 and is matched against that column only: a 学院A key does not
+        see a student of 学院B whose 学习中心 happens to be called 学院A.
         """
         if not self.scopes:
             return True
-        units = [u for u in (college, centre) if u]
-        return bool(units) and all(u in self.scopes for u in units)
+        return bool(college) and college in self.colleges or bool(centre) and centre in self.centres
 
 
 @dataclass(frozen=True)
@@ -86,10 +98,23 @@ def valid_scopes(scopes: list[str]) -> list[str]:
     """
     if len(scopes) > SCOPES_MAX:
         raise VerifierError("API_KEY_SCOPE_INVALID", detail="too many scopes", measured=len(scopes), limit=SCOPES_MAX)
-    clean = {s.strip() for s in scopes}
-    if any(not s or len(s) > SCOPE_MAX or has_unsafe_chars(s) for s in clean):
+    clean = {_canonical_scope(s) for s in scopes}
+    if any(not s.removeprefix(CENTRE_PREFIX) or len(s) > SCOPE_MAX or has_unsafe_chars(s) for s in clean):
         raise VerifierError("API_KEY_SCOPE_INVALID", detail="a scope is blank, too long or holds control characters", limit=SCOPE_MAX)
     return sorted(clean)
+
+
+def _canonical_scope(scope: str) -> str:
+    """`学院:X`/`college:X`/`X` → `X` (a 学院); `学习中心:X`/`centre:X` → `学习中心:X` (a 学习中心)."""
+    s = scope.strip()
+    low = s.lower()
+    for alias in _CENTRE_ALIASES:
+        if low.startswith(alias):
+            return CENTRE_PREFIX + s[len(alias):].strip()
+    for alias in _COLLEGE_ALIASES:
+        if low.startswith(alias):
+            return s[len(alias):].strip()
+    return s
 
 
 def create_key(

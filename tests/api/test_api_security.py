@@ -155,7 +155,7 @@ def test_scoped_import_does_not_tell_who_exists_elsewhere(live: Live) -> None:
     assert ok["counts"]["updated"] == 1  # a student on the key's own rolls is still updated
 
 
-def test_every_filled_unit_column_must_be_in_scope(live: Live) -> None:
+def test_a_scope_matches_only_its_own_column(live: Live) -> None:
     out = live.roster("admissions", roster_csv(("30000000000004", "丁", OTHER, SCOPE, "")), scoped=True)
     assert [r["code"] for r in out["rejected"]] == ["API_STUDENT_OUT_OF_SCOPE"]
     with live.db.session() as s:

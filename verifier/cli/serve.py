@@ -112,7 +112,7 @@ def register(subparsers: Any) -> None:
     c = ksub.add_parser("create", help="create a key (printed once)")
     c.add_argument("--role", required=True, choices=ROLES)
     c.add_argument("--name", required=True)
-    c.add_argument("--college", action="append", default=[], help="limit to this 学院 or 学习中心 (repeatable)")
+    c.add_argument("--college", action="append", default=[], help="limit to this 学院 (or 学习中心:<name> for a 学习中心; repeatable)")
     c.add_argument("--expires", default=None, help="YYYY-MM-DD (UTC midnight)")
     lst = ksub.add_parser("list", help="list keys (never secrets)")
     lst.add_argument("--json", action="store_true")
