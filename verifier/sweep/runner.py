@@ -37,7 +37,7 @@ from verifier.sweep.photo_import import embed_missing
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
 from verifier.store import audit
-from verifier.store.cases import open_case
+from verifier.store.cases import append_note, open_case
 from verifier.store.db import Database, safe_url
 from verifier.store.connect import open_database
 from verifier.store.duplicates import record_candidate
@@ -366,7 +366,7 @@ class Sweep:
                     added = [c for c in members if c not in known]
                     if added:
                         counts["cases_grown"] += 1
-                        case.notes = (case.notes or "") + f"[{datetime.now():%Y-%m-%d %H:%M}] {self.opt.actor}: 新增 {len(added)} 对 / {len(added)} more pair(s), {len(students)} students\n"
+                        append_note(session, case, self.opt.actor, f"新增 {len(added)} 对 / {len(added)} more pair(s), {len(students)} students")
                         audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": added, "students": len(students)})
                 else:
                     note = f"重复人脸：{len(students)} 名学生，{len(members)} 对照片 / duplicate face: {len(students)} students, {len(members)} photo pair(s)"
