@@ -168,6 +168,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("STORE_CASE_TYPE_INVALID", _F, "复核案件类型或对象类型无效", "Review case type or subject type is invalid", "store"),
     ReasonCode("STORE_CASE_TRANSITION_INVALID", _F, "复核案件状态转换不允许", "Review case state transition is not allowed", "store"),
     ReasonCode("STORE_CASE_OUTCOME_INVALID", _F, "结案结论缺失或无效", "Case outcome is missing or invalid", "store"),
+    ReasonCode("STORE_CASE_MEMBER_UNKNOWN", _F, "该案件中没有此成员", "This case has no such member", "store"),
     ReasonCode("STORE_AUDIT_IMMUTABLE", _F, "审计记录只能追加，不能修改或删除", "Audit events are append-only; they cannot be changed or deleted", "store"),
     ReasonCode("STORE_IMPORT_ID_CHANGED", _F, "身份证号与库中记录不一致，该行未更新（请人工核实）", "ID number differs from the stored one; row not updated (verify by hand)", "store"),
     ReasonCode("STORE_PURGE_NO_CRITERIA", _F, "清除需指定 --graduated-before 或 --intake", "Purge needs --graduated-before or --intake", "store"),
