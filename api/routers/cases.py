@@ -107,10 +107,9 @@ def _student(st: Student | None) -> dict[str, Any] | None:
 
 
 def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
-    """Students, the photos and the scores behind a case (for a group case: every member and every pair)."""
+    """Students, the photos and the scores behind a case (for a group case every member; `_visible_case` adds its pairs)."""
     students: list[Student | None] = [s.get(Student, case.student_id) if case.student_id else None]
     members: list[CaseMember] = []
-    pairs: list[DuplicateCandidate] = []
     photos: dict[str, Photo | None] = {"a": None, "b": None}
     labels = {"a": "admission", "b": "graduation"}
     score = decision = pack = None
@@ -129,7 +128,6 @@ def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
             labels = {"a": "student_a", "b": "student_b"}
             score, decision, pack = dup.score, "duplicate", dup.pack_id
         members = member_service.members_of(s, case.id)
-        pairs = member_service.pairs_of(s, case.id)
         if members:
             students = [s.get(Student, m.student_id) for m in members]
     else:
@@ -139,7 +137,7 @@ def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
             students = [s.get(Student, sid)]
             photos = {"a": current_photo(s, sid, "admission"), "b": current_photo(s, sid, "graduation")}
     return {"students": students, "photos": photos, "labels": labels, "score": score, "decision": decision, "pack": pack, "codes": codes,
-            "members": members, "pairs": pairs}
+            "members": members, "pairs": []}
 
 
 def _visible_case(s: Session, who: Principal, case_id: int, lock: bool = False) -> tuple[ReviewCase, dict[str, Any]]:
@@ -150,6 +148,8 @@ def _visible_case(s: Session, who: Principal, case_id: int, lock: bool = False) 
     ev = _evidence(s, case)
     if who.scoped and not all(st is not None and who.sees(st.college, st.centre) for st in ev["students"]):
         raise ApiProblem("STORE_CASE_UNKNOWN")
+    if ev["members"]:
+        ev["pairs"] = member_service.pairs_of(s, case.id)
     return case, ev
 
 
