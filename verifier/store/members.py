@@ -24,11 +24,15 @@ CONFIRMING = frozenset({"same_person", "impersonation"})
 
 @dataclass(frozen=True)
 class Growth:
-    """What adding pairs to a case changed: new pairs, new members, and members whose verdict was reopened."""
+    """What adding pairs to a case changed: the candidates added, how many members joined, how many verdicts reopened."""
 
-    pairs: int
+    added: tuple[int, ...]
     members: int
     reopened: int
+
+    @property
+    def pairs(self) -> int:
+        return len(self.added)
 
 
 def members_of(session: Session, case_id: int) -> list[CaseMember]:
@@ -76,7 +80,7 @@ def add_pairs(session: Session, case: ReviewCase, pairs: Iterable[DuplicateCandi
                 m.outcome, m.decided_by, m.decided_at = None, None, None
                 reopened += 1
     session.flush()
-    return Growth(len(new_pairs), added, reopened)
+    return Growth(tuple(p.id for p in new_pairs), added, reopened)
 
 
 def decide(session: Session, case_id: int, verdicts: dict[int, str], actor: str) -> ReviewCase:

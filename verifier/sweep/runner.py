@@ -350,7 +350,7 @@ class Sweep:
                         counts["cases_grown"] += 1
                         counts["verdicts_reopened"] += grown.reopened
                         case.notes = (case.notes or "") + f"[{datetime.now():%Y-%m-%d %H:%M}] {self.opt.actor}: 新增 {grown.pairs} 对 / {grown.pairs} more pair(s), {len(students)} students\n"
-                        audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": sorted(c for c in group if c not in open_by_cand), "students": len(students)})
+                        audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": list(grown.added), "students": len(students)})
                 else:
                     note = f"重复人脸：{len(students)} 名学生，{len(group)} 对照片 / duplicate face: {len(students)} students, {len(group)} photo pair(s)"
                     opened = open_case(session, CASE_TYPE, "duplicate", group[0], min(students), actor=self.opt.actor, note=note)
