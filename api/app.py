@@ -11,7 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from verifier import __version__
 from verifier.common.settings import Settings
@@ -22,11 +25,13 @@ from api import problems
 from api.jobs import JobManager
 from api.limits import BodyLimitMiddleware, TimeoutMiddleware
 from api.metrics import MetricsMiddleware
+from api.security import AuthFirstMiddleware, SecurityHeadersMiddleware
 from api.routers import cases, exports, health, jobs, keys, photos, students, web
 from api.state import AppState
 
 log = logging.getLogger("api")
 STATIC = Path(str(resources.files("api") / "static"))  # StaticFiles serves a folder
+DOCS_ASSETS = "/docs-assets"
 DESCRIPTION = """照片核验与人脸比对服务 / Photo checks and face comparison for student records.
 
 Every endpoint except `/healthz` and `/readyz` needs an API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
@@ -81,15 +86,30 @@ def create_app(settings: Settings | None = None, db_url: str | None = None, pipe
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
+    app.add_api_route("/docs", _docs_page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.state.verifier = state
     problems.install(app)
     for r in (health.router, photos.router, students.router, cases.router, jobs.router, exports.router, keys.router, web.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.add_middleware(TimeoutMiddleware, seconds=settings.api_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(AuthFirstMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _docs_page() -> HTMLResponse:
+    """Swagger UI from the files of the installed swagger-ui-bundle package: the office network may have no internet."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="verifier API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+    )

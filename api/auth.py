@@ -8,10 +8,13 @@ asking for a student outside its 学院/学习中心 gets the same 404 as for a 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from verifier.common.reasons import VerifierError
 from verifier.store.models import Student
@@ -29,12 +32,20 @@ _WWW = {"WWW-Authenticate": 'Bearer realm="verifier"'}
 
 
 def principal(
+    request: Request,
     state: AppState = Depends(get_state),
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     api_key: str | None = Depends(header_key),
 ) -> Principal:
-    """The calling key, verified (cached a few seconds); 401 with a reason code otherwise."""
-    presented = (credentials.credentials if credentials else None) or api_key
+    """The calling key: the one api.security verified before the body was read, else verified here; 401 otherwise."""
+    verified = getattr(request.state, "principal", None)
+    if isinstance(verified, Principal):
+        return verified
+    return identify(state, (credentials.credentials if credentials else None) or api_key)
+
+
+def identify(state: AppState, presented: str | None) -> Principal:
+    """The principal of a presented key, verified (cached a few seconds); ApiProblem 401 with a reason code otherwise."""
     if not presented:
         raise ApiProblem("API_KEY_MISSING", headers=_WWW)
     digest = hash_key(presented)
@@ -72,5 +83,10 @@ def visible_student(session: Session, who: Principal, ksh: str) -> Student:
 
 def check_college(who: Principal, college: str | None) -> None:
     """A filter naming a 学院/学习中心 outside the key's scope is refused (403 API_SCOPE_FORBIDDEN)."""
-    if college and who.scoped and college not in who.scopes:
+    if college and who.scoped and college not in who.colleges | who.centres:
         raise ApiProblem("API_SCOPE_FORBIDDEN")
+
+
+def scope_clause(who: Principal, student: Any = Student) -> ColumnElement[bool]:
+    """SQL form of Principal.sees over Student (or an alias of it): the 学院 among the key's 学院 scopes, or the 学习中心 among its 学习中心 scopes."""
+    return or_(student.college.in_(sorted(who.colleges)), student.centre.in_(sorted(who.centres)))

@@ -147,7 +147,7 @@ class SweepJobIn(BaseModel):
 class KeyIn(BaseModel):
     role: Role
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(default_factory=list, max_length=50, description="学院/学习中心 names; empty = all")
+    scopes: list[str] = Field(default_factory=list, max_length=50, description="学院 names (学习中心:<name> for a 学习中心); empty = all")
     expires: dt.date | None = None
 
 

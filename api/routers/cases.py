@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from verifier.common.reasons import REASONS
@@ -22,7 +22,8 @@ from verifier.store import members as member_service
 from verifier.store.models import CaseMember, Comparison, DuplicateCandidate, Photo, ReviewCase, Student
 from verifier.store.photos import current_photo, read_photo
 
-from api.auth import REVIEWER, check_college, require
+from api.dates import day_end, day_start
+from api.auth import REVIEWER, check_college, require, scope_clause
 from api.keys import Principal
 from api.problems import ApiProblem
 from api.schemas import CaseState, CaseType, MembersIn, NoteIn, ResolveIn
@@ -35,13 +36,9 @@ CASE_ID = Path(ge=1, le=2**31 - 1)
 def _scoped(q: Any, who: Principal) -> Any:
     """Cases whose student is in the key's scope and, for a group case, whose every member is."""
     if who.scoped:
-        q = q.where(or_(Student.college.in_(who.scopes), Student.centre.in_(who.scopes)))
+        q = q.where(scope_clause(who))
         other = aliased(Student)
-        outside = (
-            select(CaseMember.id)
-            .join(other, other.id == CaseMember.student_id)
-            .where(CaseMember.case_id == ReviewCase.id, ~or_(other.college.in_(who.scopes), other.centre.in_(who.scopes)))
-        )
+        outside = select(CaseMember.id).join(other, other.id == CaseMember.student_id).where(CaseMember.case_id == ReviewCase.id, ~scope_clause(who, other))
         q = q.where(~exists(outside))
     return q
 
@@ -71,9 +68,9 @@ def list_cases(
     if centre:
         base = base.where(Student.centre == centre)
     if since:
-        base = base.where(ReviewCase.created_at >= dt.datetime.combine(since, dt.time(), dt.UTC))
+        base = base.where(ReviewCase.created_at >= day_start(since, "since"))
     if until:
-        base = base.where(ReviewCase.created_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
+        base = base.where(ReviewCase.created_at < day_end(until, "until"))
     with state.database().session() as s:
         by_state = {st: n for st, n in s.execute(base.with_only_columns(ReviewCase.state, func.count()).group_by(ReviewCase.state))}
         filtered = base.where(ReviewCase.state == state_.value) if state_ else base
@@ -157,7 +154,7 @@ def _detail(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
     students = ev["students"]
     return {
         **_summary(case, students[0] if students else None),
-        "notes": case.notes or "",
+        "notes": [{"at": n.at.isoformat(timespec="seconds"), "author": n.author, "text": n.text} for n in case.notes],
         "opened_by": case.opened_by,
         "resolved_by": case.resolved_by,
         "review_started_at": case.review_started_at.isoformat(timespec="seconds") if case.review_started_at else None,

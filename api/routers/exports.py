@@ -24,9 +24,9 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlforma
 
 
 def _in_scope(rows: Iterator[list[Any]], headers: list[str], who: Principal) -> Iterator[list[Any]]:
-    cols = [headers.index(h) for h in ("学院", "学习中心") if h in headers]
+    college, centre = (headers.index(h) if h in headers else None for h in ("学院", "学习中心"))
     for row in rows:
-        if any(row[i] in who.scopes for i in cols):
+        if who.sees(row[college] if college is not None else None, row[centre] if centre is not None else None):
             yield row
 
 

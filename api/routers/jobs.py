@@ -11,7 +11,7 @@ from fastapi import Path as PathParam
 from verifier.batch.runner import BatchOptions
 
 from api.auth import ACADEMIC, require
-from api.jobs import JobManager, sweep_function
+from api.jobs import Job, JobManager, sweep_function
 from api.keys import Principal
 from api.problems import ApiProblem
 from api.schemas import BatchJobIn, SweepJobIn
@@ -78,19 +78,36 @@ def start_sweep(body: SweepJobIn, state: AppState = Depends(get_state), who: Pri
     return _jobs(state).start_sweep(body.model_dump(), who.actor, body.full).public()
 
 
+def visible(job: Job, who: Principal) -> bool:
+    """A job's scope is its starter's: batch and sweep cover the whole population, so only unscoped keys start them.
+
+    An unscoped key sees every job; a scoped key only jobs it started itself (none today), never a population-wide one.
+    """
+    return not who.scoped or job.actor == who.actor
+
+
+def _visible_job(state: AppState, job_id: str, who: Principal) -> Job:
+    """The job if the key may see it; otherwise the same 404 API_JOB_UNKNOWN as for a job that does not exist."""
+    job = _jobs(state).get(job_id)
+    if not visible(job, who):
+        raise ApiProblem("API_JOB_UNKNOWN")
+    return job
+
+
 @router.get("")
-def list_jobs(state: AppState = Depends(get_state), _who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
-    """Jobs this server started, newest first."""
-    return {"items": _jobs(state).list()}
+def list_jobs(state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+    """Jobs this server started that the key may see, newest first."""
+    manager = _jobs(state)
+    return {"items": [j for j in manager.list() if visible(manager.get(j["id"]), who)]}
 
 
 @router.get("/{job_id}")
-def job_status(job_id: str = JOB_ID, state: AppState = Depends(get_state), _who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
+def job_status(job_id: str = JOB_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
     """State, progress (students done of total) and the run's counts from the store."""
-    return _jobs(state).status(job_id)
+    return _jobs(state).status(_visible_job(state, job_id, who).id)
 
 
 @router.post("/{job_id}/cancel", status_code=202)
 def cancel_job(job_id: str = JOB_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
     """Stop a running job: photos in flight finish, the run stays resumable."""
-    return _jobs(state).cancel(job_id, who.actor).public()
+    return _jobs(state).cancel(_visible_job(state, job_id, who).id, who.actor).public()

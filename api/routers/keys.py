@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, Depends, Path
 
 from verifier.store.models import ApiKey
 
 from api import keys as key_service
+from api.dates import day_start
 from api.auth import ADMIN, principal, require
 from api.keys import Principal
 from api.schemas import KeyCreated, KeyIn, KeyOut, MeOut
@@ -47,7 +46,7 @@ def list_keys(state: AppState = Depends(get_state), _who: Principal = Depends(re
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def create_key(body: KeyIn, state: AppState = Depends(get_state), who: Principal = Depends(require(ADMIN))) -> dict:
     """Create a key; the response carries the secret this one time."""
-    expires = dt.datetime.combine(body.expires, dt.time(), dt.UTC) if body.expires else None
+    expires = day_start(body.expires, "expires") if body.expires else None
 
     def unit(s):  # type: ignore[no-untyped-def]
         issued = key_service.create_key(s, body.role.value, body.name, body.scopes, expires, who.actor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import time
 from pathlib import Path as FsPath
@@ -23,7 +24,8 @@ from verifier.store.cases import open_case
 from verifier.store.comparisons import latest_for_student, record_comparison
 from verifier.store.models import Photo
 from verifier.store.photos import add_photo, current_photo, history, read_photo, set_check_result
-from verifier.store.students import RejectedRow, import_roster
+from verifier.store.models import utcnow
+from verifier.store.students import ID_MISMATCH, RejectedRow, get_student, import_roster
 
 from api.auth import ACADEMIC, ADMISSIONS, require, visible_student
 from api.keys import Principal
@@ -65,7 +67,12 @@ async def import_roster_file(
     state: AppState = Depends(get_state),
     who: Principal = Depends(require(ADMISSIONS, ACADEMIC)),
 ) -> dict[str, Any]:
-    """Upsert the roster's students by 考生号; a scoped key imports only rows of its 学院/学习中心."""
+    """Upsert the roster's students by 考生号; a scoped key only updates students already on its 学院/学习中心 rolls.
+
+    For a scoped key, a new 考生号 and one that exists in another 学院 get the same refusal
+    (API_STUDENT_OUT_OF_SCOPE), so an import never tells who is on the rolls elsewhere; refusals are audited.
+    ID-number mismatches are limited per key (VERIFIER_API_ID_MISMATCH_LIMIT per VERIFIER_API_ID_MISMATCH_WINDOW).
+    """
     data = await file.read()
     suffix = ".xlsx" if data[:2] == b"PK" else ".csv"
     db = state.database()
@@ -79,14 +86,20 @@ async def import_roster_file(
         refused: list[RejectedRow] = []
         if who.scoped:
             with db.session() as s:
-                from verifier.store.students import get_student
-
                 for ksh, row in list(roster.students.items()):
                     stored = get_student(s, ksh)
-                    if not who.sees(row.college, row.centre) or (stored is not None and not who.sees(stored.college, stored.centre)):
+                    if stored is None or not who.sees(row.college, row.centre) or not who.sees(stored.college, stored.centre):
                         refused.append(RejectedRow(ksh, "API_STUDENT_OUT_OF_SCOPE"))
                         del roster.students[ksh]
-        report = db.transaction(lambda s: import_roster(s, roster, key, who.actor))
+
+        def unit(s: Any) -> Any:
+            since = utcnow() - dt.timedelta(seconds=state.settings.api_id_mismatch_window_s)
+            budget = max(0, state.settings.api_id_mismatch_limit - audit.count_since(s, who.actor, ID_MISMATCH, since))
+            if refused:
+                audit.record(s, who.actor, "roster.scope_refused", "roster", "api-upload", after={"rows": len(refused), "ksh": [r.ksh for r in refused[:200]]})
+            return import_roster(s, roster, key, who.actor, id_budget=budget)
+
+        report = db.transaction(unit)
         report.rejected.extend(refused)
         return {"counts": report.counts(), "rejected": [r.to_dict() for r in report.rejected], "encoding": roster.encoding, "format": roster.format}
 

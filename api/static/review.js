@@ -139,7 +139,13 @@
         for (const v of [s.name, s.ksh, s.student_no, s.id_masked, s.college, s.centre, s.intake]) { const td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td); }
         tb.appendChild(tr);
       }
-      $("notes-log").textContent = res.notes || "";
+      const log = $("notes-log"); log.replaceChildren();
+      for (const n of res.notes) {
+        const li = document.createElement("li"), head = document.createElement("span"), body = document.createElement("div");
+        head.className = "note-head"; head.textContent = `${n.at} · ${n.author}`;
+        body.className = "note-text"; body.textContent = n.text;
+        li.append(head, body); log.appendChild(li);
+      }
       $("note").value = "";
       const group = (res.members || []).length > 0;
       $("group").hidden = !group;

@@ -167,8 +167,12 @@ def test_scoped_reviewer_sees_only_its_cases(env: Env) -> None:
 
 
 def test_expired_and_revoked_keys_are_401(env: Env) -> None:
-    past = utcnow() - dt.timedelta(days=1)
-    expired = env.db.transaction(lambda s: create_key(s, "reviewer", "old", expires_at=past, actor="test").secret)
+    def lapsed(s):  # type: ignore[no-untyped-def]  # a key whose expiry has passed since it was made
+        issued = create_key(s, "reviewer", "old", expires_at=utcnow() + dt.timedelta(days=1), actor="test")
+        issued.key.expires_at = utcnow() - dt.timedelta(days=1)
+        return issued.secret
+
+    expired = env.db.transaction(lapsed)
     _problem(env.client.get("/api/v1/me", headers={"X-API-Key": expired}), 401, "API_KEY_EXPIRED")
     issued = env.db.transaction(lambda s: create_key(s, "reviewer", "soon revoked", actor="test"))
     h = {"Authorization": f"Bearer {issued.secret}"}

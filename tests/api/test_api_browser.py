@@ -145,7 +145,7 @@ def test_reviewer_signs_in_and_resolves_a_case(live: Env, tmp_path: Path) -> Non
     assert (tmp_path / "review.png").stat().st_size > 10_000
     with live.db.session() as s:
         done = s.get(ReviewCase, first)
-        assert done.state == "resolved" and done.outcome == "same_person" and "与本人现场核对一致" in done.notes
+        assert done.state == "resolved" and done.outcome == "same_person" and any("与本人现场核对一致" in n.text for n in done.notes)
         assert done.resolved_by is not None and done.resolved_by.startswith("key:") and done.resolved_by.endswith(":test-reviewer")
         actions = [(e.action, e.actor) for e in events_for(s, "case", first)]
         assert [a for a, _ in actions][-2:] == ["case.start_review", "case.resolve"]

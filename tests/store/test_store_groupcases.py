@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 from storehelp import add_students, picture
 
 from api.keys import create_key
@@ -16,12 +16,19 @@ from verifier.common.settings import Settings
 from verifier.store import audit, cases, embeddings, members, schema
 from verifier.store.connect import open_database
 from verifier.store.duplicates import record_candidate
-from verifier.store.models import CaseMember, ReviewCase, Student
+from verifier.store.models import CaseMember, ReviewCase, Student, UTCDateTime, utcnow
 from verifier.store.photos import add_photo
 from verifier.store.photostore import PhotoStore
 from verifier.sweep.runner import Sweep, SweepOptions
 
 PACK = "sface-yunet-int8"
+# review_cases as revision 0002 has it (the ORM model follows the newest schema)
+OLD_CASES = Table(
+    "review_cases", MetaData(), Column("id", Integer, primary_key=True),
+    *(Column(c, String) for c in ("case_type", "subject_type", "state", "outcome", "assignee", "opened_by", "resolved_by")),
+    Column("subject_id", Integer), Column("student_id", Integer), Column("notes", Text),
+    *(Column(c, UTCDateTime()) for c in ("created_at", "updated_at", "review_started_at", "resolved_at")),
+)
 
 
 def _face(n: int) -> np.ndarray:
@@ -65,16 +72,19 @@ def test_case_resolved_by_a_scoped_key_before_0003_adjudicates_only_what_it_saw(
         scoped = db.transaction(lambda s: create_key(s, "reviewer", "文学院复核", ["文学院"], actor="test").key.id)
 
         def old_sweep(s) -> int:
+            """What the old sweep and a scoped key's dismissal left: three pairs, one resolved case, its members in the audit log."""
             from verifier.store.models import Photo
 
             found = [record_candidate(s, s.get(Photo, photos[a]), s.get(Photo, photos[b]), PACK, 0.9, None).candidate.id for a, b in ((0, 1), (0, 2), (1, 2))]
-            case = cases.open_case(s, "duplicate_face", "duplicate", found[0], ids[0], actor="sweep").case
-            audit.record(s, "sweep", "duplicate.members", "case", case.id, after={"candidates": found, "students": 3})
-            return case.id
+            who, now = f"key:{scoped}:文学院复核", utcnow()
+            row = {"case_type": "duplicate_face", "subject_type": "duplicate", "subject_id": found[0], "student_id": ids[0], "state": "resolved",
+                   "outcome": "dismissed", "assignee": who, "notes": "", "opened_by": "sweep", "resolved_by": who,
+                   "created_at": now, "updated_at": now, "review_started_at": now, "resolved_at": now}
+            case_id = s.execute(insert(OLD_CASES).values(row).returning(OLD_CASES.c.id)).scalar_one()
+            audit.record(s, "sweep", "duplicate.members", "case", case_id, after={"candidates": found, "students": 3})
+            return case_id
 
         case_id = db.transaction(old_sweep)
-        db.transaction(lambda s: s.execute(update(ReviewCase).where(ReviewCase.id == case_id).values(
-            state="resolved", outcome="dismissed", assignee=f"key:{scoped}:文学院复核", resolved_by=f"key:{scoped}:文学院复核")))
     finally:
         db.dispose()
 

@@ -23,13 +23,16 @@ def _actor() -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP service with uvicorn (one process; inference concurrency bounded inside)."""
+    """Run the HTTP service with uvicorn (one process; inference concurrency bounded inside; limits from Settings)."""
     import uvicorn
 
     from api.app import create_app
+    from api.server import uvicorn_config
+    from verifier.common.settings import Settings
 
-    app = create_app(db_url=args.db)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=15)
+    settings = Settings.from_env()
+    app = create_app(settings, db_url=args.db)
+    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, args.log_level)).run()
     return 0
 
 
@@ -43,6 +46,7 @@ def _open(args: argparse.Namespace) -> Any:
 def cmd_keys(args: argparse.Namespace) -> int:
     """Create (secret printed once), list or revoke API keys."""
     from api import keys
+    from verifier.common.text import escape_unsafe
 
     database = _open(args)
     try:
@@ -55,8 +59,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     raise VerifierError("STORE_DATE_INVALID", detail=args.expires) from None
             issued = database.transaction(lambda s: keys.create_key(s, args.role, args.name, args.college, expires, _actor()))
             print(issued.secret)
-            scope = ",".join(issued.key.scopes) or "全部 / all"
-            print(f"key {issued.key.id} ({issued.key.name}, {issued.key.role}, scope: {scope}). 仅显示一次，请妥善保存 / shown once: store it now.", file=sys.stderr)
+            scope = escape_unsafe(",".join(issued.key.scopes)) or "全部 / all"
+            print(f"key {issued.key.id} ({escape_unsafe(issued.key.name)}, {issued.key.role}, scope: {scope}). 仅显示一次，请妥善保存 / shown once: store it now.", file=sys.stderr)
             return 0
         if args.keys_cmd == "list":
             with database.session() as s:
@@ -69,10 +73,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     if args.json:
                         print(json.dumps(item, ensure_ascii=False))
                     else:
-                        print(f"{k.id}\t{k.name}\t{k.role}\t{','.join(item['scopes']) or '*'}\t{item['state']}\t{item['expires_at'] or '-'}")
+                        cells = (str(k.id), k.name, k.role, ",".join(item["scopes"]) or "*", item["state"], item["expires_at"] or "-")
+                        print("\t".join(escape_unsafe(c) for c in cells))
             return 0
         row = database.transaction(lambda s: keys.revoke_key(s, args.id, _actor()))
-        print(f"key {row.id} ({row.name}) revoked / 已吊销")
+        print(f"key {row.id} ({escape_unsafe(row.name)}) revoked / 已吊销")
         return 0
     finally:
         database.dispose()
@@ -107,7 +112,7 @@ def register(subparsers: Any) -> None:
     c = ksub.add_parser("create", help="create a key (printed once)")
     c.add_argument("--role", required=True, choices=ROLES)
     c.add_argument("--name", required=True)
-    c.add_argument("--college", action="append", default=[], help="limit to this 学院 or 学习中心 (repeatable)")
+    c.add_argument("--college", action="append", default=[], help="limit to this 学院 (or 学习中心:<name> for a 学习中心; repeatable)")
     c.add_argument("--expires", default=None, help="YYYY-MM-DD (UTC midnight)")
     lst = ksub.add_parser("list", help="list keys (never secrets)")
     lst.add_argument("--json", action="store_true")

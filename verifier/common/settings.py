@@ -37,6 +37,16 @@ class Settings:
     api_retry_after_s: int = 1
     api_files_root: Path | None = None
     api_job_workers: int = 1
+    # ID-number mismatches one key may learn of per window on roster import (the rest are refused alike).
+    api_id_mismatch_limit: int = 5
+    api_id_mismatch_window_s: int = 3600
+    # uvicorn (`verifier serve`): open connections before a 503, listen backlog, idle keep-alive,
+    # largest request head (h11), seconds a client may take to send its request head.
+    api_limit_concurrency: int = 64
+    api_backlog: int = 128
+    api_keep_alive_s: int = 5
+    api_max_header_bytes: int = 16 * 1024
+    api_header_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -115,6 +125,13 @@ _API_ENV: tuple[tuple[str, str, type], ...] = (
     ("VERIFIER_API_QUEUE", "api_inference_queue", int),
     ("VERIFIER_API_FILES_ROOT", "api_files_root", Path),
     ("VERIFIER_API_JOB_WORKERS", "api_job_workers", int),
+    ("VERIFIER_API_ID_MISMATCH_LIMIT", "api_id_mismatch_limit", int),
+    ("VERIFIER_API_ID_MISMATCH_WINDOW", "api_id_mismatch_window_s", int),
+    ("VERIFIER_API_CONNECTIONS", "api_limit_concurrency", int),
+    ("VERIFIER_API_BACKLOG", "api_backlog", int),
+    ("VERIFIER_API_KEEP_ALIVE", "api_keep_alive_s", int),
+    ("VERIFIER_API_MAX_HEADER", "api_max_header_bytes", int),
+    ("VERIFIER_API_HEADER_TIMEOUT", "api_header_timeout_s", float),
 )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from verifier.common.reasons import VerifierError
@@ -42,6 +43,12 @@ def events_for(session: Session, object_type: str, object_id: int | str) -> list
         .order_by(AuditEvent.id)
     )
     return list(session.scalars(q))
+
+
+def count_since(session: Session, actor: str, action: str, since: dt.datetime) -> int:
+    """How many events of one action one actor caused since a moment (rate limits that survive a restart)."""
+    q = select(func.count(AuditEvent.id)).where(AuditEvent.actor == actor, AuditEvent.action == action, AuditEvent.at >= since)
+    return int(session.scalar(q) or 0)
 
 
 @event.listens_for(Session, "before_flush")

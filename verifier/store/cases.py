@@ -14,8 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from verifier.common.reasons import VerifierError
+from verifier.common.text import escape_unsafe
 from verifier.store import audit, members
-from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, SUBJECT_TYPES, ReviewCase, utcnow
+from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, SUBJECT_TYPES, CaseNote, ReviewCase, utcnow
+
+NOTE_MAX = 2000
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"in_review"}),
@@ -67,10 +70,11 @@ def open_case(
                 student_id=student_id,
                 state="open",
                 opened_by=actor,
-                notes=_note_line(actor, note) if note else "",
             )
             session.add(case)
             session.flush()
+            if note:
+                append_note(session, case, actor, note)
     except IntegrityError:
         again = _open_for(session, case_type, subject_type, subject_id)
         if again is None:
@@ -80,8 +84,35 @@ def open_case(
     return Opened(case, True)
 
 
-def _note_line(actor: str, note: str) -> str:
-    return f"[{utcnow().isoformat(timespec='seconds')} {actor}] {note.strip()}\n"
+def valid_note(text: str) -> str:
+    """The note stripped; refused (STORE_NOTE_INVALID) when empty, over NOTE_MAX or holding NUL (PostgreSQL text cannot).
+
+    Other control characters are kept as typed or pasted: a note is its own row, and every plain-text
+    rendering (note_line) escapes them, so they cannot pose as another entry.
+    """
+    clean = text.strip()
+    if not clean or len(clean) > NOTE_MAX or "\x00" in clean:
+        raise VerifierError("STORE_NOTE_INVALID", measured=len(clean), limit=NOTE_MAX)
+    return clean
+
+
+def append_note(session: Session, case: ReviewCase, author: str, text: str) -> CaseNote:
+    """Add one structured note (author, time, text) to a case; the caller checks the case may take notes."""
+    row = CaseNote(case_id=case.id, author=author[:100], text=valid_note(text))
+    session.add(row)
+    session.flush()
+    session.expire(case, ["notes"])
+    return row
+
+
+def note_line(note: CaseNote) -> str:
+    """One note as one line of plain text: `[time author] text`, the text's newlines and controls escaped."""
+    return f"[{note.at.isoformat(timespec='seconds')} {escape_unsafe(note.author)}] {escape_unsafe(note.text)}"
+
+
+def notes_text(case: ReviewCase) -> str:
+    """A case's notes as plain text, one line per note, for exports and terminals."""
+    return "\n".join(note_line(n) for n in case.notes)
 
 
 def _load(session: Session, case_id: int) -> ReviewCase:
@@ -95,9 +126,9 @@ def _move(session: Session, case: ReviewCase, to: str, actor: str, note: str) ->
     if to not in TRANSITIONS[case.state]:
         raise VerifierError("STORE_CASE_TRANSITION_INVALID", detail=f"case {case.id}: {case.state} → {to}", measured=case.state, limit=sorted(TRANSITIONS[case.state]))
     before = {"state": case.state, "assignee": case.assignee, "outcome": case.outcome}
-    case.state = to
     if note:
-        case.notes = (case.notes or "") + _note_line(actor, note)
+        append_note(session, case, actor, note)
+    case.state = to
     return before
 
 
@@ -144,8 +175,7 @@ def add_note(session: Session, case_id: int, actor: str, note: str) -> ReviewCas
     case = _load(session, case_id)
     if case.state == "resolved":
         raise VerifierError("STORE_CASE_TRANSITION_INVALID", detail=f"case {case.id} is resolved; notes are closed")
-    case.notes = (case.notes or "") + _note_line(actor, note)
-    session.flush()
+    append_note(session, case, actor, note)
     audit.record(session, actor, "case.note", "case", case.id, after={"chars": len(note)})
     return case
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from verifier.common.choices import EXPORT_FORMATS, EXPORT_KINDS
 from verifier.common.files import write_output
 from verifier.common.tabular import cell as safe_cell
+from verifier.store.cases import notes_text
 from verifier.store.models import Comparison, Photo, ReviewCase, Student
 
 KINDS = EXPORT_KINDS
@@ -137,7 +138,7 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
                 st.college if st else "",
                 st.centre if st else "",
                 case.assignee or "",
-                (case.notes or "").strip(),
+                notes_text(case),
                 _when(case.created_at),
                 _when(case.review_started_at),
                 _when(case.resolved_at),

@@ -254,13 +254,25 @@ class ReviewCase(Base):
     state: Mapped[str] = mapped_column(String(16), default="open", index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))
     assignee: Mapped[str | None] = mapped_column(String(100), index=True)
-    notes: Mapped[str] = mapped_column(Text, default="")
     opened_by: Mapped[str] = mapped_column(String(100), default="")
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     review_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    notes: Mapped[list[CaseNote]] = relationship(order_by="CaseNote.id", lazy="selectin", viewonly=True)
+
+
+class CaseNote(Base):
+    """One note on a case as its own row (author, time, text), so no text can pose as another reviewer's entry."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("review_cases.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
 
 
 class CaseMember(Base):

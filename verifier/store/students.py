@@ -17,6 +17,7 @@ from verifier.store import audit
 from verifier.store.models import Student
 
 IMPORT_BATCH = 500
+ID_MISMATCH = "student.id_mismatch"  # the audit action the ID-number rate limit counts
 _FIELDS = ("name", "student_no", "college", "centre", "intake")
 
 
@@ -74,6 +75,8 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
+    # ID-number mismatches this import may still report (None = no limit); see import_roster.
+    id_budget: int | None = None
 
     def counts(self) -> dict[str, int]:
         """Numbers only (safe for logs and the audit summary)."""
@@ -109,9 +112,16 @@ def _apply(session: Session, row: RosterStudent, existing: Student | None, id_ke
         else:
             report.inserted.append(row.ksh)
             return
-    if existing.id_hash and values.get("id_hash") and values["id_hash"] != existing.id_hash:
-        report.rejected.append(RejectedRow(row.ksh, "STORE_IMPORT_ID_CHANGED", f"stored {existing.id_masked}, roster {values['id_masked']}"))
-        return
+    if existing.id_hash and values.get("id_hash"):
+        if report.id_budget is not None and report.id_budget <= 0:
+            report.rejected.append(RejectedRow(row.ksh, "STORE_IMPORT_ID_LIMIT"))
+            return
+        if values["id_hash"] != existing.id_hash:
+            report.rejected.append(RejectedRow(row.ksh, "STORE_IMPORT_ID_CHANGED"))
+            audit.record(session, actor, ID_MISMATCH, "student", existing.id, source="roster import")
+            if report.id_budget is not None:
+                report.id_budget -= 1
+            return
     changes = {k: (getattr(existing, k), v) for k, v in values.items() if getattr(existing, k) != v}
     if not changes:
         report.unchanged.append(row.ksh)
@@ -133,13 +143,16 @@ def _apply(session: Session, row: RosterStudent, existing: Student | None, id_ke
     report.updated.append(row.ksh)
 
 
-def import_roster(session: Session, roster_load: RosterLike, id_key: bytes, actor: str = "system") -> ImportReport:
+def import_roster(session: Session, roster_load: RosterLike, id_key: bytes, actor: str = "system", id_budget: int | None = None) -> ImportReport:
     """Upsert every roster student by 考生号 (idempotent); loader-rejected rows are reported with their codes.
 
-    A row whose 身份证号 differs from the stored one is refused (STORE_IMPORT_ID_CHANGED): silently
-    swapping the identity behind a 考生号 is what impersonation looks like. Blank cells keep stored values.
+    A row whose 身份证号 differs from the stored one is refused (STORE_IMPORT_ID_CHANGED) and audited
+    (student.id_mismatch): silently swapping the identity behind a 考生号 is what impersonation looks like.
+    The answer never shows the stored number, not even masked. Match or mismatch is still an answer, so a
+    caller may be given `id_budget`, the mismatches it may still learn of: once spent, every row whose
+    number would be compared is refused alike (STORE_IMPORT_ID_LIMIT), match or not. Blank cells keep stored values.
     """
-    report = ImportReport()
+    report = ImportReport(id_budget=id_budget)
     for bad in roster_load.rejected:
         report.rejected.append(RejectedRow(bad.ksh, bad.code, bad.detail, bad.line))
     kshs = sorted(roster_load.students)

@@ -39,7 +39,7 @@ from verifier.sweep.photo_import import embed_missing
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
 from verifier.store import audit, members
-from verifier.store.cases import open_case
+from verifier.store.cases import append_note, open_case
 from verifier.store.db import Database, safe_url
 from verifier.store.connect import open_database
 from verifier.store.duplicates import record_candidate
@@ -349,7 +349,7 @@ class Sweep:
                     if grown.pairs:
                         counts["cases_grown"] += 1
                         counts["verdicts_reopened"] += grown.reopened
-                        case.notes = (case.notes or "") + f"[{datetime.now():%Y-%m-%d %H:%M}] {self.opt.actor}: 新增 {grown.pairs} 对 / {grown.pairs} more pair(s), {len(students)} students\n"
+                        append_note(session, case, self.opt.actor, f"新增 {grown.pairs} 对 / {grown.pairs} more pair(s), {len(students)} students")
                         audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": list(grown.added), "students": len(students)})
                 else:
                     note = f"重复人脸：{len(students)} 名学生，{len(group)} 对照片 / duplicate face: {len(students)} students, {len(group)} photo pair(s)"

@@ -24,6 +24,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 CONFIRMING = ("same_person", "impersonation")
 KEY_ACTOR = re.compile(r"^key:(\d+):")
+CENTRE_PREFIX = "学习中心:"  # as api.keys: a scope naming a 学习中心; any other scope names a 学院
 
 
 def upgrade() -> None:
@@ -115,8 +116,10 @@ def _seen_by(conn: Any, students: sa.Table, scopes_of: dict[int, list[str]], res
     scopes = set(scopes_of.get(int(m.group(1)), [])) if m else set()
     if not scopes:
         return set(ids)
+    centres = {s[len(CENTRE_PREFIX):] for s in scopes if s.startswith(CENTRE_PREFIX)}
+    colleges = {s for s in scopes if not s.startswith(CENTRE_PREFIX)}
     rows = conn.execute(sa.select(students.c.id, students.c.college, students.c.centre).where(students.c.id.in_(ids)))
-    return {sid for sid, college, centre in rows if (college or '') in scopes or (centre or '') in scopes}
+    return {sid for sid, college, centre in rows if (college and college in colleges) or (centre and centre in centres)}
 
 
 def downgrade() -> None:
