@@ -8,6 +8,7 @@ asking for a student outside its 学院/学习中心 gets the same 404 as for a 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -86,6 +87,6 @@ def check_college(who: Principal, college: str | None) -> None:
         raise ApiProblem("API_SCOPE_FORBIDDEN")
 
 
-def scope_clause(who: Principal) -> ColumnElement[bool]:
-    """SQL form of Principal.sees over Student: the 学院 among the key's 学院 scopes, or the 学习中心 among its 学习中心 scopes."""
-    return or_(Student.college.in_(sorted(who.colleges)), Student.centre.in_(sorted(who.centres)))
+def scope_clause(who: Principal, student: Any = Student) -> ColumnElement[bool]:
+    """SQL form of Principal.sees over Student (or an alias of it): the 学院 among the key's 学院 scopes, or the 学习中心 among its 学习中心 scopes."""
+    return or_(student.college.in_(sorted(who.colleges)), student.centre.in_(sorted(who.centres)))

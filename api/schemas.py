@@ -108,6 +108,26 @@ class ResolveIn(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
+class MemberOutcome(str, Enum):
+    """A verdict on one member of a group case: the same person as the other confirmed members, or nobody else in the group."""
+
+    confirmed = "confirmed"
+    dismissed = "dismissed"
+
+
+class MemberVerdictIn(BaseModel):
+    member_id: int = Field(ge=1, le=2**31 - 1)
+    outcome: MemberOutcome
+
+
+class MembersIn(BaseModel):
+    """Verdicts on members of a group case; pairs_seen (the number of pairs the reviewer was shown) refuses a stale page."""
+
+    verdicts: list[MemberVerdictIn] = Field(min_length=1, max_length=1000)
+    note: str = Field(default="", max_length=2000)
+    pairs_seen: int | None = Field(default=None, ge=0, le=10_000_000)
+
+
 class BatchJobIn(BaseModel):
     """Files on the server, relative to its permitted folder (VERIFIER_API_FILES_ROOT, default <home>/incoming)."""
 

@@ -1,4 +1,9 @@
-"""Review cases (复核案件) for reviewers: list and filter, view with both photos, claim, release, note, resolve."""
+"""Review cases (复核案件) for reviewers: list and filter, view with the photos, claim, release, note, resolve.
+
+A duplicate_face case covers a group of students. A key sees, claims and decides such a case only when every
+member is within its scope (a group that spans 学院 goes to a reviewer who sees them all), and the reviewer
+decides member by member; see `verifier.store.members` for what a verdict adjudicates.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from verifier.common.reasons import REASONS
 from verifier.store import audit
 from verifier.store import cases as case_service
-from verifier.store.models import Comparison, DuplicateCandidate, Photo, ReviewCase, Student
+from verifier.store import members as member_service
+from verifier.store.models import CaseMember, Comparison, DuplicateCandidate, Photo, ReviewCase, Student
 from verifier.store.photos import current_photo, read_photo
 
 from api.dates import day_end, day_start
 from api.auth import REVIEWER, check_college, require, scope_clause
 from api.keys import Principal
 from api.problems import ApiProblem
-from api.schemas import CaseState, CaseType, NoteIn, ResolveIn
+from api.schemas import CaseState, CaseType, MembersIn, NoteIn, ResolveIn
 from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -28,8 +34,12 @@ CASE_ID = Path(ge=1, le=2**31 - 1)
 
 
 def _scoped(q: Any, who: Principal) -> Any:
+    """Cases whose student is in the key's scope and, for a group case, whose every member is."""
     if who.scoped:
         q = q.where(scope_clause(who))
+        other = aliased(Student)
+        outside = select(CaseMember.id).join(other, other.id == CaseMember.student_id).where(CaseMember.case_id == ReviewCase.id, ~scope_clause(who, other))
+        q = q.where(~exists(outside))
     return q
 
 
@@ -94,8 +104,9 @@ def _student(st: Student | None) -> dict[str, Any] | None:
 
 
 def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
-    """Students, the two photos and the score behind a case."""
+    """Students, the photos and the scores behind a case (for a group case every member; `_visible_case` adds its pairs)."""
     students: list[Student | None] = [s.get(Student, case.student_id) if case.student_id else None]
+    members: list[CaseMember] = []
     photos: dict[str, Photo | None] = {"a": None, "b": None}
     labels = {"a": "admission", "b": "graduation"}
     score = decision = pack = None
@@ -113,23 +124,29 @@ def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
             students = [s.get(Student, dup.student_a_id), s.get(Student, dup.student_b_id)]
             labels = {"a": "student_a", "b": "student_b"}
             score, decision, pack = dup.score, "duplicate", dup.pack_id
+        members = member_service.members_of(s, case.id)
+        if members:
+            students = [s.get(Student, m.student_id) for m in members]
     else:
         photo = s.get(Photo, case.subject_id) if case.subject_type == "photo" else None
         sid = photo.student_id if photo is not None else case.student_id
         if sid is not None:
             students = [s.get(Student, sid)]
             photos = {"a": current_photo(s, sid, "admission"), "b": current_photo(s, sid, "graduation")}
-    return {"students": students, "photos": photos, "labels": labels, "score": score, "decision": decision, "pack": pack, "codes": codes}
+    return {"students": students, "photos": photos, "labels": labels, "score": score, "decision": decision, "pack": pack, "codes": codes,
+            "members": members, "pairs": []}
 
 
 def _visible_case(s: Session, who: Principal, case_id: int, lock: bool = False) -> tuple[ReviewCase, dict[str, Any]]:
-    """The case and its evidence if every student involved is in the key's scope; 404 otherwise."""
+    """The case and its evidence if every student involved (every member of a group case) is in the key's scope; 404 otherwise."""
     case = s.get(ReviewCase, case_id)
     if case is None:
         raise ApiProblem("STORE_CASE_UNKNOWN")
     ev = _evidence(s, case)
     if who.scoped and not all(st is not None and who.sees(st.college, st.centre) for st in ev["students"]):
         raise ApiProblem("STORE_CASE_UNKNOWN")
+    if ev["members"]:
+        ev["pairs"] = member_service.pairs_of(s, case.id)
     return case, ev
 
 
@@ -151,7 +168,38 @@ def _detail(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
             side: None if p is None else {"label": ev["labels"][side], "photo_id": p.id, "check_status": p.check_status, "url": f"/api/v1/cases/{case.id}/photos/{side}"}
             for side, p in ev["photos"].items()
         },
+        **_group(case, ev),
     }
+
+
+def _group(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
+    """A group case's members (with verdicts and photo links), its photo pairs, and the member × member matrix of best scores."""
+    members: list[CaseMember] = ev["members"]
+    if not members:
+        return {"members": [], "pairs": [], "matrix": []}
+    pos = {m.student_id: i for i, m in enumerate(members)}
+    matrix: list[list[float | None]] = [[None] * len(members) for _ in members]
+    pairs = []
+    for p in ev["pairs"]:
+        i, j = pos.get(p.student_a_id), pos.get(p.student_b_id)
+        if i is None or j is None:
+            continue
+        score = round(p.score, 4)
+        pairs.append({"candidate_id": p.id, "a": members[i].id, "b": members[j].id, "photo_a": p.photo_a_id, "photo_b": p.photo_b_id, "score": score})
+        for x, y in ((i, j), (j, i)):
+            matrix[x][y] = score if matrix[x][y] is None else max(matrix[x][y], score)
+    out = []
+    for m, st in zip(members, ev["students"], strict=True):
+        out.append({
+            "member_id": m.id,
+            **(_student(st) or {}),
+            "photo_id": m.photo_id,
+            "photo_url": f"/api/v1/cases/{case.id}/members/{m.id}/photo",
+            "outcome": m.outcome,
+            "decided_by": m.decided_by,
+            "decided_at": m.decided_at.isoformat(timespec="seconds") if m.decided_at else None,
+        })
+    return {"members": out, "pairs": pairs, "matrix": matrix}
 
 
 @router.get("/{case_id}")
@@ -182,7 +230,33 @@ def case_photo(
         return data
 
     data = db.transaction(read)
+    return _image(data)
+
+
+def _image(data: bytes) -> Response:
     return Response(data, media_type="image/png" if data[:4] == b"\x89PNG" else "image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{case_id}/members/{member_id}/photo", response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+def member_photo(
+    case_id: int = CASE_ID,
+    member_id: int = Path(ge=1, le=2**31 - 1),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(REVIEWER)),
+) -> Response:
+    """The photo that put a member in a group case; the view is audited."""
+
+    def read(s: Session) -> bytes:
+        case, ev = _visible_case(s, who, case_id)
+        member = next((m for m in ev["members"] if m.id == member_id), None)
+        photo = s.get(Photo, member.photo_id) if member is not None else None
+        if photo is None:
+            raise ApiProblem("STORE_CASE_MEMBER_UNKNOWN", f"case {case.id} member {member_id}")
+        data = read_photo(state.store, photo)
+        audit.record(s, who.actor, "photo.view", "photo", photo.id, case=case.id)
+        return data
+
+    return _image(state.database().transaction(read))
 
 
 def _change(state: AppState, who: Principal, case_id: int, fn: Any) -> dict[str, Any]:
@@ -248,5 +322,29 @@ def resolve(body: ResolveIn, case_id: int = CASE_ID, state: AppState = Depends(g
         if body.outcome.value == "needs_new_photo" and case.student_id is not None:
             case_service.open_case(s, "photo_correction", "student", case.student_id, case.student_id, actor=who.actor, note=f"from case {case.id}")
         state.metrics.decision("case_outcome", body.outcome.value)
+
+    return _change(state, who, case_id, fn)
+
+
+@router.post("/{case_id}/members")
+def decide_members(body: MembersIn, case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
+    """Give members of a group case a verdict (confirmed: the same person as the other confirmed members; dismissed: nobody
+    else in the group), each audited; an open case is claimed first, and the case resolves once every member has one."""
+
+    def fn(s: Session, case: ReviewCase) -> None:
+        if case.case_type != "duplicate_face":
+            raise ApiProblem("STORE_CASE_TRANSITION_INVALID", f"case {case.id} is not a group case")
+        _held(case, who)
+        if body.pairs_seen is not None and body.pairs_seen != len(member_service.pairs_of(s, case.id)):
+            raise ApiProblem("STORE_CASE_TRANSITION_INVALID", f"case {case.id} gained pairs since it was shown; reload it")
+        if case.state == "open":
+            case_service.start_review(s, case.id, who.actor)
+        member_service.decide(s, case.id, {v.member_id: v.outcome.value for v in body.verdicts}, who.actor)
+        if body.note:
+            case_service.add_note(s, case.id, who.actor, body.note)
+        if member_service.all_decided(s, case.id):
+            outcome = member_service.group_outcome(member_service.members_of(s, case.id))
+            case_service.resolve(s, case.id, outcome, who.actor)
+            state.metrics.decision("case_outcome", outcome)
 
     return _change(state, who, case_id, fn)

@@ -13,6 +13,9 @@
       admission: "录取照片", graduation: "毕业照片", student_a: "学生甲", student_b: "学生乙", case: "案件", total: "共",
       need_reviewer: "此密钥不是复核人（reviewer）角色", saved: "已保存：", done: "队列已处理完", lang: "English",
       d_match: "通过", d_review: "待复核", d_mismatch: "不一致", d_unusable: "无法比对", d_duplicate: "疑似同一人",
+      members: "组内全部学生", matrix: "两两相似度", save_members: "提交成员结论", v_confirmed: "同一人", v_dismissed: "排除", v_none: "未定",
+      group_hint: "逐一判断：“同一人”表示与其他标为同一人的学生是同一个人；“排除”表示与组内其他人都不是同一人。全部判断后案件自动结案。",
+      pick_one: "请至少为一名学生选择结论",
     },
     en: {
       title: "Identity review", signout: "Sign out", key: "Reviewer API key", signin: "Sign in", state: "State", type: "Type", all: "All",
@@ -25,6 +28,9 @@
       admission: "Admission photo", graduation: "Graduation photo", student_a: "Student A", student_b: "Student B", case: "Case", total: "Total",
       need_reviewer: "This key does not hold the reviewer role", saved: "Saved: ", done: "Queue finished", lang: "中文",
       d_match: "match", d_review: "review", d_mismatch: "mismatch", d_unusable: "unusable", d_duplicate: "possible same person",
+      members: "Every student in the group", matrix: "Pairwise scores", save_members: "Save member verdicts", v_confirmed: "Same person", v_dismissed: "Not the same", v_none: "undecided",
+      group_hint: "Decide each student: 'Same person' means the same person as the others marked so; 'Not the same' means nobody else in the group. The case closes when every student has a verdict.",
+      pick_one: "Choose a verdict for at least one student",
     },
   };
   const $ = (id) => document.getElementById(id);
@@ -141,12 +147,82 @@
         li.append(head, body); log.appendChild(li);
       }
       $("note").value = "";
-      for (const side of ["a", "b"]) {
-        const p = res.photos[side];
-        $("label-" + side).textContent = p ? t(p.label) : "—";
-        await photo(p ? p.url : null, $("photo-" + side));
+      const group = (res.members || []).length > 0;
+      $("group").hidden = !group;
+      $("pair-photos").hidden = group;
+      if (group) {
+        await showGroup(res);
+      } else {
+        for (const side of ["a", "b"]) {
+          const p = res.photos[side];
+          $("label-" + side).textContent = p ? t(p.label) : "—";
+          await photo(p ? p.url : null, $("photo-" + side));
+        }
       }
       status("");
+    } catch (e) { status(e.message); }
+  }
+
+  function cell(tag, text, cls) {
+    const el = document.createElement(tag);
+    el.textContent = text == null ? "" : String(text);
+    if (cls) el.className = cls;
+    return el;
+  }
+
+  async function showGroup(res) {
+    const cards = $("member-cards"); cards.replaceChildren();
+    const done = res.state === "resolved";
+    const imgs = [];
+    res.members.forEach((m, i) => {
+      const fig = document.createElement("figure");
+      fig.className = "member" + (m.outcome ? " v-" + m.outcome : "");
+      fig.dataset.member = String(m.member_id);
+      const img = document.createElement("img"); img.alt = ""; img.className = "member-photo"; fig.appendChild(img); imgs.push([m.photo_url, img]);
+      fig.appendChild(cell("p", `${i + 1}. ${m.name || ""}`, "facts-line member-name"));
+      for (const v of [m.ksh, m.id_masked, m.college, m.centre]) fig.appendChild(cell("p", v, "facts-line"));
+      fig.appendChild(cell("p", `${t("decision")}: ${t("v_" + (m.outcome || "none"))}`, "facts-line member-outcome"));
+      const row = document.createElement("div"); row.className = "verdict";
+      for (const v of ["confirmed", "dismissed"]) {
+        const label = document.createElement("label");
+        const input = document.createElement("input");
+        input.type = "radio"; input.name = "verdict-" + m.member_id; input.value = v; input.disabled = done;
+        input.className = "verdict-" + v; input.checked = m.outcome === v;
+        label.appendChild(input); label.appendChild(document.createTextNode(" " + t("v_" + v)));
+        row.appendChild(label);
+      }
+      fig.appendChild(row);
+      cards.appendChild(fig);
+    });
+    const head = $("matrix").querySelector("thead"); head.replaceChildren();
+    const hr = document.createElement("tr"); hr.appendChild(cell("th", ""));
+    res.members.forEach((m, i) => hr.appendChild(cell("th", `${i + 1}. ${m.name || ""}`)));
+    head.appendChild(hr);
+    const body = $("matrix").querySelector("tbody"); body.replaceChildren();
+    res.matrix.forEach((row, i) => {
+      const tr = document.createElement("tr");
+      tr.appendChild(cell("th", `${i + 1}. ${res.members[i].name || ""}`));
+      for (const v of row) tr.appendChild(cell("td", v == null ? "—" : v.toFixed(3), "score"));
+      body.appendChild(tr);
+    });
+    $("members-submit").disabled = done;
+    for (const [url, img] of imgs) await photo(url, img);
+  }
+
+  async function decideMembers() {
+    if (!current || current.state === "resolved" || !(current.members || []).length) return;
+    const verdicts = [];
+    for (const m of current.members) {
+      const picked = document.querySelector(`input[name="verdict-${m.member_id}"]:checked`);
+      if (picked && picked.value !== m.outcome) verdicts.push({ member_id: m.member_id, outcome: picked.value });
+    }
+    if (!verdicts.length) { status(t("pick_one")); return; }
+    const id = current.id;
+    try {
+      const res = await (await api(`/api/v1/cases/${id}/members`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ verdicts, note: $("note").value, pairs_seen: current.pairs.length }) })).json();
+      if (res.state === "resolved") { status(`${t("saved")}#${id} → ${t("o_" + res.outcome)}`, true); await next(id); }
+      else { await openCase(id); status(`${t("saved")}#${id}`, true); }
     } catch (e) { status(e.message); }
   }
 
@@ -176,6 +252,7 @@
     $("signout").addEventListener("click", signOut);
     $("back").addEventListener("click", () => { current = null; loadQueue(); });
     document.querySelectorAll(".actions button").forEach((b) => b.addEventListener("click", () => decide(b.dataset.outcome)));
+    $("members-submit").addEventListener("click", decideMembers);
     document.addEventListener("keydown", (ev) => {
       if ($("case-view").hidden) return;
       if (ev.target && ev.target.tagName === "TEXTAREA") { if (ev.key === "Escape") ev.target.blur(); return; }

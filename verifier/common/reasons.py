@@ -175,6 +175,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("STORE_CASE_TYPE_INVALID", _F, "复核案件类型或对象类型无效", "Review case type or subject type is invalid", "store"),
     ReasonCode("STORE_CASE_TRANSITION_INVALID", _F, "复核案件状态转换不允许", "Review case state transition is not allowed", "store"),
     ReasonCode("STORE_CASE_OUTCOME_INVALID", _F, "结案结论缺失或无效", "Case outcome is missing or invalid", "store"),
+    ReasonCode("STORE_CASE_MEMBER_UNKNOWN", _F, "该案件中没有此成员", "This case has no such member", "store"),
     ReasonCode("STORE_AUDIT_IMMUTABLE", _F, "审计记录只能追加，不能修改或删除", "Audit events are append-only; they cannot be changed or deleted", "store"),
     ReasonCode("STORE_IMPORT_ID_CHANGED", _F, "身份证号与库中记录不一致，该行未更新（已记入审计，请管理员人工核实）", "ID number differs from the stored one; row not updated (audited; an administrator verifies it by hand)", "store"),
     ReasonCode("STORE_IMPORT_ID_LIMIT", _F, "该密钥近期身份证号不一致次数过多，身份证号暂不核对，该行未导入（请联系管理员）", "Too many ID-number mismatches from this key recently; ID numbers are not compared for now and the row was not imported (ask an administrator)", "store"),

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from verifier.common.reasons import VerifierError
 from verifier.common.text import escape_unsafe
-from verifier.store import audit
+from verifier.store import audit, members
 from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, SUBJECT_TYPES, CaseNote, ReviewCase, utcnow
 
 NOTE_MAX = 2000
@@ -156,13 +156,16 @@ def release(session: Session, case_id: int, actor: str, note: str = "") -> Revie
 
 
 def resolve(session: Session, case_id: int, outcome: str, actor: str, note: str = "") -> ReviewCase:
-    """in_review → resolved with an outcome (same_person, impersonation, photo_replaced, dismissed)."""
+    """in_review → resolved with an outcome (same_person, impersonation, photo_replaced, dismissed); a group case's
+    members still without a verdict take the outcome's (confirmed for same_person/impersonation, else dismissed)."""
     if outcome not in CASE_OUTCOMES:
         raise VerifierError("STORE_CASE_OUTCOME_INVALID", detail=repr(outcome), limit=list(CASE_OUTCOMES))
     case = _load(session, case_id)
     before = _move(session, case, "resolved", actor, note)
     case.outcome, case.resolved_by, case.resolved_at = outcome, actor, utcnow()
     session.flush()
+    if case.case_type == "duplicate_face":
+        members.decide_rest(session, case.id, outcome, actor)
     audit.record(session, actor, "case.resolve", "case", case.id, before=before, after={"state": "resolved", "outcome": outcome})
     return case
 

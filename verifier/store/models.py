@@ -51,6 +51,7 @@ CASE_TYPES = ("comparison_failed", "comparison_review", "duplicate_face", "photo
 CASE_STATES = ("open", "in_review", "resolved")
 CASE_OUTCOMES = ("same_person", "impersonation", "photo_replaced", "dismissed")
 SUBJECT_TYPES = ("student", "photo", "comparison", "duplicate")
+MEMBER_OUTCOMES = ("confirmed", "dismissed")
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -272,6 +273,42 @@ class CaseNote(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     author: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(Text)
+
+
+class CaseMember(Base):
+    """A student in a group (duplicate_face) case, the photo that put them there, and the reviewer's verdict on them.
+
+    confirmed: the same person as the other confirmed members; dismissed: not the same person as any other member.
+    A pair of the case counts as adjudicated only when both its students carry a verdict.
+    """
+
+    __tablename__ = "case_members"
+    __table_args__ = (
+        UniqueConstraint("case_id", "student_id"),
+        CheckConstraint("outcome IS NULL OR " + _in("outcome", MEMBER_OUTCOMES), name="outcome"),
+        CheckConstraint("(outcome IS NULL) = (decided_at IS NULL)", name="decided_has_time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("review_cases.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CasePair(Base):
+    """A duplicate candidate (photo pair) a group case covers; the scores live on the candidate."""
+
+    __tablename__ = "case_pairs"
+    __table_args__ = (UniqueConstraint("case_id", "candidate_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("review_cases.id"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("duplicate_candidates.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEvent(Base):

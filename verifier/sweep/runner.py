@@ -8,9 +8,11 @@ duplicate candidate; leave pairs already adjudicated (a resolved case covers the
 join the rest into groups of students (connected components) and give each group one case;
 write report.csv / report.xlsx / report.html and the run record; save the index last.
 
-Which candidates a case covers is written to the audit log (action `duplicate.members`,
-object the case) when the case is opened or a group grows, so later sweeps know what a
-resolved case adjudicated without a schema change.
+Which candidates and students a case covers is stored in `case_pairs` and `case_members`
+(`verifier.store.members`) and noted in the audit log (action `duplicate.members`). A pair is
+adjudicated only when both its students carry a reviewer's verdict in a case covering it, so a
+partly decided group, or a verdict given by a key that could not see some members, leaves the
+other pairs to be raised again.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from verifier.core.packs import load_pack
 from verifier.sweep.photo_import import embed_missing
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
-from verifier.store import audit
+from verifier.store import audit, members
 from verifier.store.cases import append_note, open_case
 from verifier.store.db import Database, safe_url
 from verifier.store.connect import open_database
 from verifier.store.duplicates import record_candidate
-from verifier.store.models import PHOTO_KINDS, AuditEvent, DuplicateCandidate, Embedding, Photo, ReviewCase
+from verifier.store.models import PHOTO_KINDS, DuplicateCandidate, Embedding, Photo, ReviewCase
 from verifier.store.photostore import PhotoStore
 from verifier.store.runs import finish_run, start_run
 
@@ -164,33 +166,14 @@ def _all_vectors(session: Session, pack_id: str, kinds: tuple[str, ...]) -> tupl
 
 
 def case_members(session: Session, case_ids: list[int]) -> dict[int, set[int]]:
-    """Candidate ids each duplicate case covers: its subject plus every `duplicate.members` audit entry."""
-    members: dict[int, set[int]] = defaultdict(set)
-    for i in range(0, len(case_ids), ID_CHUNK):
-        part = case_ids[i : i + ID_CHUNK]
-        for case in session.scalars(select(ReviewCase).where(ReviewCase.id.in_(part))):
-            members[case.id].add(case.subject_id)
-        q = select(AuditEvent.object_id, AuditEvent.summary).where(
-            AuditEvent.action == MEMBERS_ACTION, AuditEvent.object_type == "case", AuditEvent.object_id.in_([str(c) for c in part])
-        )
-        for object_id, summary in session.execute(q):
-            members[int(object_id)].update(int(c) for c in (summary.get("after") or {}).get("candidates", []))
-    return dict(members)
+    """Candidate ids each duplicate case covers."""
+    return members.candidates_by_case(session, case_ids)
 
 
 def _duplicate_cases(session: Session) -> tuple[dict[int, int], set[int]]:
-    """Open cases by candidate id (lowest case id wins) and the candidates resolved cases adjudicated."""
-    rows = session.execute(select(ReviewCase.id, ReviewCase.state).where(ReviewCase.case_type == CASE_TYPE, ReviewCase.subject_type == "duplicate")).all()
-    members = case_members(session, [r[0] for r in rows])
-    open_by_candidate: dict[int, int] = {}
-    adjudicated: set[int] = set()
-    for case_id, state in sorted(rows):
-        for cand in members.get(case_id, ()):
-            if state == "resolved":
-                adjudicated.add(cand)
-            else:
-                open_by_candidate.setdefault(cand, case_id)
-    return open_by_candidate, adjudicated - set(open_by_candidate)
+    """Open cases by candidate id (lowest case id wins) and the candidates adjudicated outside any open case."""
+    open_by_candidate = members.open_pairs(session, CASE_TYPE)
+    return open_by_candidate, members.adjudicated(session) - set(open_by_candidate)
 
 
 def components(edges: list[tuple[int, int]]) -> list[list[int]]:
@@ -352,29 +335,30 @@ class Sweep:
             group_no = 0
             case_of_candidate: dict[int, tuple[int, int]] = {}
             for students in components(edges):
-                members = sorted({cid for s in students for cid in by_student.get(s, [])})
-                if not raised_ids.intersection(members):
+                group = sorted({cid for s in students for cid in by_student.get(s, [])})
+                if not raised_ids.intersection(group):
                     continue
                 group_no += 1
                 counts["groups"] += 1
                 counts["groups_3plus"] += len(students) >= 3
-                existing = sorted({open_by_cand[c] for c in members if c in open_by_cand})
-                known = set(case_members(session, existing[:1]).get(existing[0], set())) if existing else set()
+                existing = sorted({open_by_cand[c] for c in group if c in open_by_cand})
                 if existing:
                     case = session.get(ReviewCase, existing[0])
                     assert case is not None
-                    added = [c for c in members if c not in known]
-                    if added:
+                    grown = members.add_pairs(session, case, [cands[c] for c in group], self.opt.actor)
+                    if grown.pairs:
                         counts["cases_grown"] += 1
-                        append_note(session, case, self.opt.actor, f"新增 {len(added)} 对 / {len(added)} more pair(s), {len(students)} students")
-                        audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": added, "students": len(students)})
+                        counts["verdicts_reopened"] += grown.reopened
+                        append_note(session, case, self.opt.actor, f"新增 {grown.pairs} 对 / {grown.pairs} more pair(s), {len(students)} students")
+                        audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": list(grown.added), "students": len(students)})
                 else:
-                    note = f"重复人脸：{len(students)} 名学生，{len(members)} 对照片 / duplicate face: {len(students)} students, {len(members)} photo pair(s)"
-                    opened = open_case(session, CASE_TYPE, "duplicate", members[0], min(students), actor=self.opt.actor, note=note)
+                    note = f"重复人脸：{len(students)} 名学生，{len(group)} 对照片 / duplicate face: {len(students)} students, {len(group)} photo pair(s)"
+                    opened = open_case(session, CASE_TYPE, "duplicate", group[0], min(students), actor=self.opt.actor, note=note)
                     case = opened.case
                     counts["cases_opened"] += opened.created
-                    audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": members, "students": len(students)})
-                for c in members:
+                    members.add_pairs(session, case, [cands[c] for c in group], self.opt.actor)
+                    audit.record(session, self.opt.actor, MEMBERS_ACTION, "case", case.id, after={"candidates": group, "students": len(students)})
+                for c in group:
                     case_of_candidate[c] = (group_no, case.id)
             for r in raised:
                 r.group, r.case_id = case_of_candidate.get(r.candidate_id, (None, None))

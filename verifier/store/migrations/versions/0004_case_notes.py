@@ -4,7 +4,7 @@ Existing notes are split into entries: lines written as `[time author] text` (th
 `[time] author: text` (the sweep) become one entry each; any other line continues the entry above it.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003_case_members
 Create Date: 2026-12-03 17:40:00.000000
 
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0004'
-down_revision: Union[str, Sequence[str], None] = '0002'
+down_revision: Union[str, Sequence[str], None] = '0003_case_members'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
