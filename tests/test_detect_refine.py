@@ -143,3 +143,19 @@ def test_the_policy_is_chosen_by_the_pack_and_the_settings(cache_dir):
     off = Pipeline.load(settings=Settings(cache_dir=cache_dir, detect_refine=False), threads=1)
     assert isinstance(off.detector, YuNetDetector)
     assert RefinePolicy.from_config(None) is None and RefinePolicy.from_config({"enabled": False}) is None
+
+
+def test_the_resized_crop_finds_the_same_face(pipeline, graduation_crops):
+    from verifier.core.detect import ScalePolicy, box_iou, with_refinement
+
+    full = pipeline.detector
+    def make(policy: ScalePolicy) -> YuNetDetector:
+        return YuNetDetector(full.session, full.score_threshold, full.nms_threshold, policy=policy)
+
+    det = with_refinement(make, full.policy, RefinePolicy(crop_size=192, margin=0.4))
+    assert isinstance(det, RefinedDetector) and det.fine.policy == ScalePolicy(192, 192)
+    for name, img in graduation_crops.items():
+        face, ref = det.refine(img), full.detect(img)[0]
+        assert face is not None, name
+        assert box_iou(face.box, ref.box) >= 0.7, name
+        assert np.all(face.landmarks[:, 0] > face.box[0]) and np.all(face.landmarks[:, 0] < face.box[0] + face.box[2]), name

@@ -129,6 +129,7 @@ class YuNetDetector:
 
 
 GRID = 32  # the largest stride of YuNet and SCRFD: inputs are padded to it
+Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 
 
 @dataclass(frozen=True)
@@ -178,14 +179,14 @@ def padded_pixels(width: int, height: int, policy: ScalePolicy) -> int:
     return (-(-w // GRID) * GRID) * (-(-h // GRID) * GRID)
 
 
-def refine_window(box: tuple[float, float, float, float], margin: float) -> tuple[float, float, float]:
+def refine_window(box: Box, margin: float) -> tuple[float, float, float]:
     """The square (x0, y0, side) in full-image pixels cut around a face box for refinement."""
     x, y, w, h = box
     side = max(w, h) * (1 + 2 * margin)
     return x + w / 2 - side / 2, y + h / 2 - side / 2, side
 
 
-def crop_for_refine(image: np.ndarray, box: tuple[float, float, float, float], size: int, margin: float) -> tuple[np.ndarray, CropWindow]:
+def crop_for_refine(image: np.ndarray, box: Box, size: int, margin: float) -> tuple[np.ndarray, CropWindow]:
     """A size x size crop around the box at full resolution (zero outside the image), and its window."""
     x0, y0, side = refine_window(box, margin)
     scale = size / side
@@ -203,7 +204,7 @@ def crop_for_refine(image: np.ndarray, box: tuple[float, float, float, float], s
     return canvas, CropWindow((ix0 - px / sx, iy0 - py / sy), (sx + sy) / 2)
 
 
-def grid_window(box: tuple[float, float, float, float], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+def grid_window(box: Box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
     """The refine window (x0, y0, x1, y1): the box grown by `margin` of its size per side, its corner on the 32-pixel grid.
 
     On the grid the network's cells fall where they fell in the whole image,
@@ -224,7 +225,7 @@ def face_to_image(face: Face, window: CropWindow) -> Face:
     return Face(box, face.score, pts)
 
 
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
     ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -260,13 +261,14 @@ class RefinedDetector:
         two = padded_pixels(width, height, self._coarse_policy) + crop
         return padded_pixels(width, height, self.full_policy) >= self.policy.min_gain * two
 
-    def _fine_pass(self, image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[list[Face], CropWindow] | None:
+    def _fine_pass(self, image: np.ndarray, box: Box) -> tuple[list[Face], CropWindow] | None:
         """Detect in the refine crop: resized to crop_size, or (crop_size 0) at the full-size pass's own scale and grid."""
         if self.policy.crop_size:
             crop, window = crop_for_refine(image, box, self.policy.crop_size, self.policy.margin)
             return self.fine.detect(crop), window
         resized, scale = resize_for_detection(image, self.full_policy)
-        x0, y0, x1, y1 = grid_window(tuple(v * scale for v in box), self.policy.margin, resized.shape[1], resized.shape[0])  # type: ignore[arg-type]
+        scaled: Box = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
+        x0, y0, x1, y1 = grid_window(scaled, self.policy.margin, resized.shape[1], resized.shape[0])
         h, w = resized.shape[:2]
         crop_cost = (-(-(x1 - x0) // GRID) * GRID) * (-(-(y1 - y0) // GRID) * GRID)
         coarse_cost = padded_pixels(image.shape[1], image.shape[0], self._coarse_policy)
