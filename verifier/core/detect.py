@@ -288,6 +288,7 @@ class RefinedDetector:
         return face if box_iou(face.box, coarse[0].box) >= self.policy.min_overlap else None
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        """The ID photo's one face by the two passes, else every face by the full-size pass."""
         h, w = image.shape[:2]
         if self.worth_refining(w, h):
             face = self.refine(image)
