@@ -27,6 +27,9 @@ class Settings:
     id_key: str | None = field(default=None, repr=False)
     # Outputs that are symlinks are refused unless this is set (--follow-symlinks, VERIFIER_FOLLOW_SYMLINKS=1).
     follow_symlinks: bool = False
+    # Two-pass detection of ID photos (small whole-image pass, then a full-resolution crop around the face):
+    # None follows the pack's `detector.refine` block; True/False overrides it (VERIFIER_DETECT_REFINE=1/0).
+    detect_refine: bool | None = None
     # HTTP API (`verifier serve`): request body cap, pixel cap for uploads, per-request timeout,
     # inference slots (0 = one per core) and how many requests may wait for one before a 503.
     api_max_body_bytes: int = 2 * 1024 * 1024
@@ -79,6 +82,8 @@ class Settings:
             kw["id_key"] = e["VERIFIER_ID_KEY"]
         if e.get("VERIFIER_FOLLOW_SYMLINKS"):
             kw["follow_symlinks"] = e["VERIFIER_FOLLOW_SYMLINKS"].strip().lower() in ("1", "true", "yes")
+        if e.get("VERIFIER_DETECT_REFINE"):
+            kw["detect_refine"] = e["VERIFIER_DETECT_REFINE"].strip().lower() in ("1", "true", "yes")
         for var, name, kind in _TYPED_ENV:
             if e.get(var):
                 kw[name] = kind(e[var])

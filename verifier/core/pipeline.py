@@ -16,7 +16,7 @@ import numpy as np
 
 from verifier.core.align import align_face
 from verifier.core.decode import DecodedImage, decode_image
-from verifier.core.detect import Detector, ScalePolicy, YuNetDetector
+from verifier.core.detect import Detector, RefinePolicy, ScalePolicy, YuNetDetector, with_refinement
 from verifier.core.embed import Embedder
 from verifier.core.graph_repair import RepairOptions
 from verifier.core.packs import Pack, load_pack, read_verified
@@ -57,12 +57,24 @@ def _build_detector(pack: Pack, data: bytes, digest: str, settings: Settings, th
     policy = policy or ScalePolicy(int(cfg.get("min_side", 256)), int(cfg.get("max_side", 640)))
     kind = cfg["kind"]
     if kind == "yunet":
-        return YuNetDetector(session, float(cfg.get("score_threshold", 0.6)), float(cfg.get("nms_threshold", 0.3)), policy=policy)
+        score, overlap = float(cfg.get("score_threshold", 0.6)), float(cfg.get("nms_threshold", 0.3))
+        return with_refinement(lambda p: YuNetDetector(session, score, overlap, policy=p), policy, _refine_policy(cfg, settings))
     if kind == "scrfd":
         from verifier.core.scrfd import ScrfdDetector
 
         return ScrfdDetector(session, float(cfg.get("score_threshold", 0.5)), float(cfg.get("nms_threshold", 0.4)), policy=policy)
     raise VerifierError("MODEL_PACK_UNKNOWN", detail=f"detector kind {kind!r}")
+
+
+def _refine_policy(cfg: dict, settings: Settings) -> RefinePolicy | None:
+    """The pack's two-pass detection policy, unless the settings turn it off (or on with the defaults)."""
+    block = dict(cfg.get("refine") or {})
+    if settings.detect_refine is not None:
+        block["enabled"] = settings.detect_refine
+    try:
+        return RefinePolicy.from_config(block or None)
+    except (TypeError, ValueError) as exc:
+        raise VerifierError("MODEL_PACK_UNKNOWN", detail=f"detector.refine: {exc}") from None
 
 
 def _build_embedder(pack: Pack, data: bytes, digest: str, settings: Settings, threads: int) -> Embedder:
