@@ -498,13 +498,19 @@ def ratio(x: float | None, y: float | None) -> str:
     return f"{x / y:.2f}×" if x and y else "–"
 
 
+def command_line() -> str:
+    """This run's command as typed (with BENCH_QUIET_WAIT when set), for the docs."""
+    wait = f"BENCH_QUIET_WAIT={os.environ['BENCH_QUIET_WAIT']} " if "BENCH_QUIET_WAIT" in os.environ else ""
+    return " ".join([f"{wait}.venv/bin/python benchmarks/bench_cli.py", *sys.argv[1:]])
+
+
 def report(rows: list[Row], info: dict[str, Any], a: argparse.Namespace) -> str:
     def find(what: str, system: str) -> Row | None:
         return next((r for r in rows if r.what == what and r.system.startswith(system)), None)
 
     lines = [
         SECTION, "",
-        f"Command: `.venv/bin/python benchmarks/bench_cli.py{' --quick' if a.quick else ''}{' --write' if a.write else ''}` "
+        f"Command: `{command_line()}` "
         f"({dt.datetime.now():%Y-%m-%d %H:%M}; the machine is shared, so these figures are provisional until re-run in a quiet window).  ",
         f"Machine: {machine_line()}.  ",
         f"Load at the start: `{info['uptime_start']}`; at the end: `{info['uptime_end']}`.  ",
