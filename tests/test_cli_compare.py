@@ -82,3 +82,36 @@ def test_models_commands(cmd, cache_dir: Path):
     res = _run(*cmd, cache=cache_dir)
     assert res.returncode == 0, res.stderr
     assert "sface-yunet-int8" in res.stdout
+
+
+def test_pairs_load_the_models_once_and_share_them_across_worker_threads(single_faces: list[Path], tmp_path: Path, cache_dir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    # Issue 20: a run starts its workers once and loads the models once; the workers are threads sharing that pipeline.
+    import threading
+
+    from verifier.cli.main import main
+    from verifier.core.pipeline import Pipeline
+
+    monkeypatch.setenv("VERIFIER_CACHE_DIR", str(cache_dir))
+    loads: list[int] = []
+    used_by: dict[str, set[int]] = {}
+    load, analyze_many = Pipeline.load.__func__, Pipeline.analyze_many
+
+    def counted_load(cls, *args, **kwargs):
+        loads.append(1)
+        return load(cls, *args, **kwargs)
+
+    def recorded(self, paths):
+        used_by.setdefault(threading.current_thread().name, set()).add(id(self))
+        return analyze_many(self, paths)
+
+    monkeypatch.setattr(Pipeline, "load", classmethod(counted_load))
+    monkeypatch.setattr(Pipeline, "analyze_many", recorded)
+    paths = single_faces[:24]
+    lines = ["file_a,file_b"] + [f"{a},{b}" for a, b in zip(paths[0::2], paths[1::2])]
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["compare", "--pairs", str(tmp_path / "pairs.csv"), "--workers", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(lines) - 1
+    assert loads == [1], f"Pipeline.load ran {len(loads)} times in one run"
+    assert len(used_by) == 2 and all(name.startswith("verifier-worker") for name in used_by), sorted(used_by)
+    assert len(set().union(*used_by.values())) == 1, "the worker threads must share one pipeline"

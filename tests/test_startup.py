@@ -31,6 +31,21 @@ with open(out, "w") as fh:
     json.dump(sorted(sys.modules), fh)
 """
 
+# Builds the parser and parses a full argv (no SystemExit expected: argument types run, the command does not); writes
+# {"parsed": bool, "modules": sorted(sys.modules)}.
+PARSE_PROBE = """
+import json, sys
+out, argv = sys.argv[1], sys.argv[2:]
+from verifier.cli.main import build_parser
+try:
+    args = build_parser().parse_args(argv)
+    parsed = callable(getattr(args, "func", None))
+except SystemExit:
+    parsed = False
+with open(out, "w") as fh:
+    json.dump({"parsed": parsed, "modules": sorted(sys.modules)}, fh)
+"""
+
 # Runs the command line as the `verifier` script does, then writes its exit code and sorted(sys.modules).
 MAIN_PROBE = """
 import json, sys
@@ -66,6 +81,46 @@ def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
             for name, sub in action.choices.items():
                 paths += _command_paths(sub, (*prefix, name))
     return paths
+
+
+def _subparser(path: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in path:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
+def _is_group(parser: argparse.ArgumentParser) -> bool:
+    return any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+
+
+# Argument types whose converters accept "1"; other types get their default spelled out, or are left out.
+PLAIN_TYPES = (None, str, int, float, Path)
+
+
+def _full_argv(path: tuple[str, ...]) -> list[str]:
+    """The command with every positional and every option given a value its type accepts, and every flag set
+    (of mutually exclusive options, the first)."""
+    argv = list(path)
+    parser = _subparser(path)
+    exclusive = {id(a) for g in parser._mutually_exclusive_groups for a in g._group_actions[1:]}
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._VersionAction) or id(action) in exclusive:
+            continue
+        if action.nargs == 0:
+            if action.option_strings and not action.required:
+                argv.append(action.option_strings[-1])
+            continue
+        if action.choices:
+            value = str(next(iter(action.choices)))
+        elif action.type in PLAIN_TYPES:
+            value = "1"
+        elif isinstance(action.default, list | tuple) and all(isinstance(v, str) for v in action.default):
+            value = ",".join(action.default)  # a list type (`--kinds admission,graduation`): its default, spelled out
+        else:
+            continue
+        argv += [*action.option_strings[-1:], value]
+    return argv
 
 
 COMMANDS = _command_paths(build_parser())
@@ -106,6 +161,18 @@ def test_help_and_version_load_only_the_standard_library_and_the_cli(argv: list[
     bad = _not_allowed(modules)
     tops = sorted({m.split(".")[0] for m in bad if not m.startswith("verifier")})
     assert not bad, f"`verifier {' '.join(argv)}` loads third-party {tops} and {[m for m in bad if m.startswith('verifier')]}"
+
+
+@pytest.mark.parametrize("path", [p for p in COMMANDS if p and not _is_group(_subparser(p))], ids=" ".join)
+def test_parsing_each_command_s_arguments_loads_only_the_standard_library_and_the_cli(path: tuple[str, ...], tmp_path: Path) -> None:
+    # The arguments a user types (types converted, choices checked), not just --help: a type= converter or a default
+    # that imports numpy, SQLAlchemy or the models would slow every run of the command and fails here.
+    argv = _full_argv(path)
+    res = _probe(PARSE_PROBE, argv, tmp_path)
+    assert res["parsed"], f"`verifier {' '.join(argv)}` did not parse to a command (the probe proves nothing)"
+    bad = _not_allowed(res["modules"])
+    tops = sorted({m.split(".")[0] for m in bad if not m.startswith("verifier")})
+    assert not bad, f"parsing `verifier {' '.join(argv)}` loads third-party {tops} and {[m for m in bad if m.startswith('verifier')]}"
 
 
 def test_compare_with_a_warm_model_cache_does_not_load_onnx(faces: Path, tmp_path: Path) -> None:
