@@ -11,6 +11,7 @@ import base64
 import html
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from verifier.common.files import open_output
 from verifier.common.reasons import REASONS
+from verifier.common.settings import cpu_count
 from verifier.common.tabular import TableWriter
 from verifier.batch.decision import DECISION_ZH, FLAGGED, StudentDecision
 
@@ -77,10 +79,13 @@ def _html_page(flagged: list[BatchRow], counts: Counter, photo: Callable[[str | 
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c or "（未填）")}</option>' for c in colleges)
     summary = " · ".join(f"{DECISION_ZH[d]} {counts.get(d, 0)}" for d in StudentDecision)
     cards = []
+    shown = [sha for r in flagged[:MAX_HTML_THUMBS] for sha in (r.admission_sha, r.graduation_sha)]
+    with ThreadPoolExecutor(cpu_count(), thread_name_prefix="verifier-thumbs") as pool:  # OpenCV decodes outside the GIL
+        uris = iter(pool.map(lambda sha: thumbnail(photo(sha)), shown))
     for i, r in enumerate(flagged):
         imgs = []
         for label, sha in (("录取照片 admission", r.admission_sha), ("毕业照片 graduation", r.graduation_sha)):
-            uri = thumbnail(photo(sha)) if i < MAX_HTML_THUMBS else None
+            uri = next(uris) if i < MAX_HTML_THUMBS else None
             img = f'<img src="{uri}" alt="{label}">' if uri else '<div class="none">无照片<br>no photo</div>'
             imgs.append(f"<figure>{img}<figcaption>{label}</figcaption></figure>")
         score = "—" if r.score is None else f"{r.score:.3f}"
