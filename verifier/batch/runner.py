@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from verifier.photos.checks import read_photo
 from verifier.common.files import private_folder, writable_dir
@@ -139,7 +139,11 @@ def photo_files(folder: Path, stem: str) -> list[Path]:
     return found
 
 
-def findings_of(photo: Photo | None) -> PhotoFindings | None:
+# A photo as the store gave it: an ORM row in a write transaction, a snapshot's column tuple otherwise.
+StoredPhoto = Photo | Row[Any]
+
+
+def findings_of(photo: StoredPhoto | None) -> PhotoFindings | None:
     """What the stored check found on a photo, for the decision."""
     return None if photo is None else PhotoFindings(photo.kind, tuple(photo.check_codes or ()))
 
@@ -213,7 +217,7 @@ class BatchRunner:
                 student = snap.students.get(s.ksh)
                 files = self._files(s)
                 jobs: list[PhotoJob] = []
-                photos: dict[str, Photo | None] = {}
+                photos: dict[str, StoredPhoto | None] = {}
                 for kind, paths in files.items():
                     photos[kind] = cur = snap.photo(student, kind)
                     if not paths:
@@ -232,7 +236,7 @@ class BatchRunner:
                         jobs.append(PhotoJob(s.ksh, kind, paths[0].name, data, str(paths[0])))
                         photos[kind] = None
                 adm, grad = photos.get("admission"), photos.get("graduation")
-                compared = snap.comparison(adm, grad) is not None
+                compared = snap.compared_pair(adm, grad)
                 needs_compare = not compared and bool(files["admission"] or adm) and bool(files["graduation"] or grad)
                 if jobs or needs_compare:
                     yield StudentJob(s.ksh, jobs)
@@ -293,7 +297,7 @@ class BatchRunner:
 
         db.transaction(write)
 
-    def _decide(self, adm: Photo | None, grad: Photo | None, a: np.ndarray | None, b: np.ndarray | None) -> Outcome:
+    def _decide(self, adm: StoredPhoto | None, grad: StoredPhoto | None, a: np.ndarray | None, b: np.ndarray | None) -> Outcome:
         """The decision from stored photos, their checks and embeddings (the same at run and report time)."""
         score = float(a @ b) if adm is not None and grad is not None and a is not None and b is not None else None
         return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds)
