@@ -101,8 +101,8 @@ class PhotoStore:
         """
         out: dict[str, StoredFile] = {}
         pending: list[OutputFile] = []
-        for data in items:
-            sha = sha256_hex(data)
+        shas = [sha256_hex(data) for data in items]
+        for sha, data in zip(shas, items, strict=True):
             if sha in out:
                 continue
             if self._intact(sha, len(data)):
@@ -122,7 +122,7 @@ class PhotoStore:
             with ThreadPoolExecutor(min(SYNC_THREADS, len(pending))) as pool:
                 list(pool.map(OutputFile.commit, pending))
                 list(pool.map(_fsync_dir, {f.target.parent for f in pending}))
-        return [out[sha256_hex(data)] for data in items]
+        return [out[sha] for sha in shas]
 
     def read(self, sha256: str) -> bytes:
         """The stored bytes, verified against their name (STORE_PHOTO_FILE_MISSING / _CHECKSUM_MISMATCH)."""
