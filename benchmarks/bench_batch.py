@@ -92,7 +92,8 @@ def command(v: Variant, c: Path, home: Path, workers: int) -> tuple[list[str], d
 
 
 def fresh_home(v: Variant, name: str) -> Path:
-    home = CACHE / name
+    """An empty, migrated home of this benchmark process (two benchmarks at once never share a store)."""
+    home = CACHE / f"{name}-{os.getpid()}"
     subprocess.run(["rm", "-rf", str(home)], check=True)
     subprocess.run([v.python, "-m", "verifier", "db", "upgrade"], env=_env(v, home), cwd=v.cwd, check=True, capture_output=True)
     return home
@@ -171,6 +172,8 @@ def main() -> int:
               f"no-op {results[v.name][1].wall:.1f} s", file=sys.stderr)
     kill = None if a.no_kill else killed_and_resumed(current(), c, n, a.workers)
     load_after = load_average()
+    for name in ("full", "killed"):
+        subprocess.run(["rm", "-rf", str(CACHE / f"{name}-{os.getpid()}")], check=True)
 
     rows = []
     for v in variants:
