@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,18 @@ def _private_dirs(root: Path, parts: tuple[str, ...]) -> Path:
     return path
 
 
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The process's fsync threads (started once; idle ones cost nothing)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="verifier-fsync"))
+        return _POOL[0]
+
+
 def _fsync_dir(path: Path) -> None:
     """Make the renames into a folder durable."""
     dir_fd = os.open(path, os.O_RDONLY)
@@ -61,6 +74,7 @@ class PhotoStore:
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        self._made: set[str] = set()  # ab/cd folders this instance already created or found
 
     @classmethod
     def for_home(cls, home: Path) -> PhotoStore:
@@ -108,7 +122,9 @@ class PhotoStore:
             if self._intact(sha, len(data)):
                 out[sha] = StoredFile(sha, self.rel_path(sha), len(data), created=False)
                 continue
-            _private_dirs(self.root, (sha[:2], sha[2:4]))
+            if sha[:4] not in self._made:
+                _private_dirs(self.root, (sha[:2], sha[2:4]))
+                self._made.add(sha[:4])
             f = OutputFile(self.path(sha), "wb", 0o600)
             pending.append(f)
             try:
@@ -119,9 +135,9 @@ class PhotoStore:
                 raise
             out[sha] = StoredFile(sha, self.rel_path(sha), len(data), created=True)
         if pending:
-            with ThreadPoolExecutor(min(SYNC_THREADS, len(pending))) as pool:
-                list(pool.map(OutputFile.commit, pending))
-                list(pool.map(_fsync_dir, {f.target.parent for f in pending}))
+            pool = _sync_pool()
+            list(pool.map(OutputFile.commit, pending))
+            list(pool.map(_fsync_dir, {f.target.parent for f in pending}))
         return [out[sha] for sha in shas]
 
     def read(self, sha256: str) -> bytes:
