@@ -154,3 +154,31 @@ def test_duplicate_candidates(db: Database, store: PhotoStore) -> None:
             duplicates.record_candidate(s, pa, pa2, "pack-a", 0.99, None)
         assert exc.value.reason.code == "STORE_DUPLICATE_SAME_STUDENT"
         assert len(duplicates.candidates(s, "pack-a")) == 1
+
+
+def test_put_many_stores_each_picture_once_privately_and_like_put(store: PhotoStore) -> None:
+    kept = store.put(picture(1))
+    path = store.root / kept.rel_path
+    os.chmod(path, 0o600)
+    path.write_bytes(b"tampered")  # a damaged copy is rewritten, as put() does
+    batch = [picture(1), picture(2), picture(3), picture(2)]
+    out = store.put_many(batch)
+    assert [f.sha256 for f in out] == [store.put(b).sha256 for b in batch]
+    assert [f.created for f in out] == [True, True, True, True]  # the repeat names the file this call made
+    for data, f in zip(batch, out, strict=True):
+        assert store.read(f.sha256) == data
+        assert _mode(store.root / f.rel_path) == 0o600
+        assert _mode((store.root / f.rel_path).parent) == 0o700
+    assert not [p for p in store.root.rglob(".*")]  # no temp files left behind
+    assert [f.created for f in store.put_many([picture(3), picture(4)])] == [False, True]
+
+
+def test_add_photo_uses_a_file_put_many_made(db: Database, store: PhotoStore) -> None:
+    (f,) = store.put_many([picture(5)])
+    with db.write_session() as s:
+        st = add_students(s, 1)[0]
+        p = photos.add_photo(s, store, st, "admission", picture(5), stored=f)
+        assert p.file_path == f.rel_path and p.sha256 == f.sha256
+        other = store.put_many([picture(6)])[0]
+        q = photos.add_photo(s, store, st, "graduation", picture(7), stored=other)  # a file for other bytes is not trusted
+        assert q.sha256 != other.sha256 and store.read(q.sha256) == picture(7)

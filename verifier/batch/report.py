@@ -11,6 +11,7 @@ import base64
 import html
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from verifier.common.files import open_output
 from verifier.common.reasons import REASONS
+from verifier.common.settings import cpu_count
 from verifier.common.tabular import TableWriter
 from verifier.batch.decision import DECISION_ZH, FLAGGED, StudentDecision
 
@@ -72,15 +74,16 @@ def _reason_text(code: str) -> str:
     return f"{code} {row.zh} / {row.en}" if row else code
 
 
-def _html_page(flagged: list[BatchRow], counts: Counter, photo: Callable[[str | None], bytes | None], run_label: str) -> str:
+def _html_page(flagged: list[BatchRow], counts: Counter, thumbs: list[Future], run_label: str) -> str:
     colleges = sorted({r.college for r in flagged})
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c or "（未填）")}</option>' for c in colleges)
     summary = " · ".join(f"{DECISION_ZH[d]} {counts.get(d, 0)}" for d in StudentDecision)
     cards = []
+    uris = (f.result() for f in thumbs)
     for i, r in enumerate(flagged):
         imgs = []
         for label, sha in (("录取照片 admission", r.admission_sha), ("毕业照片 graduation", r.graduation_sha)):
-            uri = thumbnail(photo(sha)) if i < MAX_HTML_THUMBS else None
+            uri = next(uris) if i < MAX_HTML_THUMBS else None
             img = f'<img src="{uri}" alt="{label}">' if uri else '<div class="none">无照片<br>no photo</div>'
             imgs.append(f"<figure>{img}<figcaption>{label}</figcaption></figure>")
         score = "—" if r.score is None else f"{r.score:.3f}"
@@ -119,17 +122,29 @@ sel.addEventListener('change',apply);apply();
 def write_reports(
     rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str | None], bytes | None], run_label: str = ""
 ) -> tuple[list[Path], Counter]:
-    """Write the three reports and count decisions; `photo(sha)` returns a stored picture's bytes (thumbnails)."""
+    """Write the three reports and count decisions; `photo(sha)` returns a stored picture's bytes (thumbnails).
+
+    The flagged rows' thumbnails are made on other threads while the rows are still being written (OpenCV works
+    outside the GIL, the spreadsheet writer inside it), so on two cores they cost almost no time.
+    """
+    with ThreadPoolExecutor(cpu_count(), thread_name_prefix="verifier-thumbs") as pool:
+        return _write_reports(rows, out_dir, lambda sha: pool.submit(lambda: thumbnail(photo(sha))), run_label)
+
+
+def _write_reports(rows: Iterable[BatchRow], out_dir: Path, thumb: Callable[[str | None], Future], run_label: str) -> tuple[list[Path], Counter]:
     table = TableWriter(out_dir, "report", COLUMNS, HEADERS_ZH, "比对结果")
     by_unit: dict[tuple[str, str], Counter] = defaultdict(Counter)
     counts: Counter = Counter()
     flagged: list[BatchRow] = []
+    thumbs: list[Future] = []
     try:
         for row in rows:
             table.add(row.values(), row.values(chinese=True))
             by_unit[(row.college, row.centre)][row.decision] += 1
             counts[row.decision] += 1
             if row.decision in FLAGGED:
+                if len(flagged) < MAX_HTML_THUMBS:
+                    thumbs += [thumb(row.admission_sha), thumb(row.graduation_sha)]
                 flagged.append(row)
         decisions = list(StudentDecision)
         summary = [[college, centre, *(c[d] for d in decisions), sum(c.values())] for (college, centre), c in sorted(by_unit.items())]
@@ -141,5 +156,5 @@ def write_reports(
         raise
     csv_path, xlsx_path = table.close()
     with open_output(Path(out_dir) / "report.html", "w", encoding="utf-8") as fh:
-        fh.write(_html_page(flagged, counts, photo, run_label))
+        fh.write(_html_page(flagged, counts, thumbs, run_label))
     return [csv_path, xlsx_path, Path(out_dir) / "report.html"], counts

@@ -2,15 +2,19 @@
 
 The batch runner plans work and writes reports block by block (a few
 hundred students at a time), so memory stays bounded by the block size.
+The rows are read-only column tuples (named like the models' attributes),
+not ORM objects: the runner only reads them, twice per run (plan and
+report), and building ORM instances was most of a no-op re-run's store time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select, tuple_
+from sqlalchemy import Row, select, tuple_
 from sqlalchemy.orm import Session
 
 from verifier.store.embeddings import to_vector
@@ -21,41 +25,45 @@ BLOCK = 500
 
 @dataclass
 class Snapshot:
-    """Students, their current photos, those photos' embeddings and comparisons under one pack."""
+    """Students (id, ksh), their current photos (PHOTO_COLUMNS), those photos' embeddings and compared pairs under one pack."""
 
-    students: dict[str, Student] = field(default_factory=dict)
-    photos: dict[tuple[int, str], Photo] = field(default_factory=dict)
+    students: dict[str, Row[Any]] = field(default_factory=dict)
+    photos: dict[tuple[int, str], Row[Any]] = field(default_factory=dict)
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
-    compared: dict[tuple[int, int], Comparison] = field(default_factory=dict)
+    compared: set[tuple[int, int]] = field(default_factory=set)
 
-    def photo(self, student: Student | None, kind: str) -> Photo | None:
+    def photo(self, student: Row[Any] | None, kind: str) -> Row[Any] | None:
         return None if student is None else self.photos.get((student.id, kind))
 
-    def vector(self, photo: Photo | None) -> np.ndarray | None:
+    def vector(self, photo: Row[Any] | None) -> np.ndarray | None:
         return None if photo is None else self.vectors.get(photo.id)
 
-    def comparison(self, adm: Photo | None, grad: Photo | None) -> Comparison | None:
-        return None if adm is None or grad is None else self.compared.get((adm.id, grad.id))
+    def compared_pair(self, adm: Row[Any] | None, grad: Row[Any] | None) -> bool:
+        return adm is not None and grad is not None and (adm.id, grad.id) in self.compared
+
+
+# What the runner reads of a photo: its check (decision), its bytes' digest (skip unchanged work), whether purged.
+PHOTO_COLUMNS = (Photo.id, Photo.student_id, Photo.kind, Photo.sha256, Photo.check_status, Photo.check_codes, Photo.file_path)
 
 
 def load_snapshot(session: Session, kshs: Iterable[str], pack_id: str) -> Snapshot:
     """Everything the runner needs about these students, in four queries."""
     snap = Snapshot()
     kshs = list(kshs)
-    snap.students = {s.ksh: s for s in session.scalars(select(Student).where(Student.ksh.in_(kshs)))}
+    snap.students = {s.ksh: s for s in session.execute(select(Student.id, Student.ksh).where(Student.ksh.in_(kshs)))}
     ids = [s.id for s in snap.students.values()]
     if not ids:
         return snap
-    current = session.scalars(select(Photo).where(Photo.student_id.in_(ids), Photo.is_current.is_(True)))
+    current = session.execute(select(*PHOTO_COLUMNS).where(Photo.student_id.in_(ids), Photo.is_current.is_(True)))
     snap.photos = {(p.student_id, p.kind): p for p in current}
     photo_ids = [p.id for p in snap.photos.values()]
     if photo_ids:
-        rows = session.scalars(select(Embedding).where(Embedding.photo_id.in_(photo_ids), Embedding.pack_id == pack_id))
-        snap.vectors = {e.photo_id: to_vector(e) for e in rows}
+        q = select(Embedding.photo_id, Embedding.dim, Embedding.vector).where(Embedding.photo_id.in_(photo_ids), Embedding.pack_id == pack_id)
+        snap.vectors = {e.photo_id: to_vector(e) for e in session.execute(q)}
         pairs = [(a.id, g.id) for (sid, kind), a in snap.photos.items() if kind == "admission" and (g := snap.photos.get((sid, "graduation")))]
         if pairs:
-            q = select(Comparison).where(
+            q = select(Comparison.admission_photo_id, Comparison.graduation_photo_id).where(
                 tuple_(Comparison.admission_photo_id, Comparison.graduation_photo_id).in_(pairs), Comparison.pack_id == pack_id
             )
-            snap.compared = {(c.admission_photo_id, c.graduation_photo_id): c for c in session.scalars(q)}
+            snap.compared = {(c.admission_photo_id, c.graduation_photo_id) for c in session.execute(q)}
     return snap

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from verifier.common.reasons import VerifierError
 from verifier.store import audit
 from verifier.store.models import CHECK_STATUSES, PHOTO_KINDS, Photo, Student
-from verifier.store.photostore import PhotoStore, sha256_hex
+from verifier.store.photostore import PhotoStore, StoredFile, sha256_hex
 
 ADD_ATTEMPTS = 5
 
@@ -42,10 +42,11 @@ def add_photo(
     width: int | None = None,
     height: int | None = None,
     actor: str = "system",
+    stored: StoredFile | None = None,
 ) -> Photo:
     """Store a picture and make it the student's current photo of this kind; the same bytes again is a no-op.
 
-    The previous current photo is kept (a correction 勘误 never deletes) and linked both ways. Safe under
+    `stored` is the file PhotoStore.put_many already made durable for these bytes (so it is not re-read). The previous current photo is kept (a correction 勘误 never deletes) and linked both ways. Safe under
     concurrent writers: the partial unique index admits one current photo, and a loser re-reads and retries.
     """
     _check_kind(kind)
@@ -56,7 +57,8 @@ def add_photo(
         current = current_photo(session, student.id, kind, lock=True)
         if current is not None and current.sha256 == sha:
             return current
-        stored = store.put(data)
+        if stored is None or stored.sha256 != sha:
+            stored = store.put(data)
         try:
             with session.begin_nested():
                 if current is not None:
