@@ -99,6 +99,15 @@ def test_settings_read_engine_and_precision_case_insensitively() -> None:
     assert (Settings.from_env({}).engine, Settings.from_env({}).precision) == ("auto", "auto")
 
 
+def _expected_here():
+    """What this machine should pick for the default pack, from its manifest's gated variants."""
+    from verifier.core.engines import pack_variants
+    from verifier.core.packs import load_pack
+
+    pack = load_pack("sface-yunet-int8")
+    return choose_engine(read_cpu().flags, pack_variants(pack.recognizer), have_openvino=openvino_installed(), pack_id=pack.id)
+
+
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "verifier", *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env}, cwd=Path(__file__).resolve().parent.parent)
@@ -109,7 +118,7 @@ def test_models_info_reports_the_cpu_the_choice_and_the_verified_files(tmp_path:
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     cpu = read_cpu()
-    expected = choose_engine(cpu.flags, GATED, have_openvino=openvino_installed())
+    expected = _expected_here()
     assert info["cpu_model"] == cpu.model and info["cpu_class"] == cpu_class(cpu.flags)
     assert (info["choice"]["engine"], info["choice"]["precision"]) == (expected.engine, expected.precision)
     assert info["table_row"]["cpu_class"] == info["cpu_class"] and info["choice"]["why"]
@@ -165,7 +174,7 @@ def test_the_engine_picked_here_matches_the_reference_on_real_faces(aligned, tmp
     cache = tmp_path_factory.mktemp("engine-cache")
     ref_pipe, ref = _embed("onnxruntime", "fp32", crops, cache)
     picked_pipe, picked = _embed("auto", "auto", crops, cache)
-    expected = choose_engine(read_cpu().flags, GATED, have_openvino=openvino_installed())
+    expected = _expected_here()
     backend = picked_pipe.embedder.backend
     assert f"{backend.engine}/{backend.precision}" == expected.variant
     cos = (ref * picked).sum(1)
