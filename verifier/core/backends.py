@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 OV_HINTS = {"fp32": "f32", "bf16": "bf16"}
 # Faces per inference call, measured per engine (benchmarks/bench_engines.py, CPU time per face): both engines
-# are at or near their best at 4 (ONNX Runtime fp32 13.4 ms, OpenVINO fp32 10.9 ms; 8 and 32 no better).
+# are at or near their best at 4 (ONNX Runtime fp32 12.6 ms, OpenVINO fp32 10.2 ms; 8 within noise, 32 worse).
 PREFERRED_BATCH = {"onnxruntime": 4, "openvino": 4}
 
 

@@ -61,9 +61,9 @@ TABLE: dict[str, TableRow] = {
     "amx": TableRow(
         "amx",
         ("openvino/bf16", "openvino/fp32", REFERENCE),
-        "measured on a 2-core Xeon with AMX (docs/BENCHMARKS.md, Inference engines; CPU time per face): OpenVINO bf16 3.3x "
+        "measured on a 2-core Xeon with AMX (docs/BENCHMARKS.md, Inference engines; CPU time per face): OpenVINO bf16 3.3-4.5x "
         "ONNX Runtime fp32 but its scores shift (it failed sface-yunet-int8's accuracy gate, so only a pack calibrated with it "
-        "may list it); OpenVINO fp32 with PRelu kept 1.2-1.4x, within the gate; NNCF int8 2x but cosine down to 0.965",
+        "may list it); OpenVINO fp32 with PRelu kept 1.1-1.5x, within the gate; NNCF int8 2.1-2.6x but cosine down to 0.965",
     ),
     "avx512_vnni": TableRow("avx512_vnni", (REFERENCE,), "not measured on this CPU class: the safe default, ONNX Runtime fp32"),
     "avx512": TableRow("avx512", (REFERENCE,), "not measured on this CPU class: the safe default, ONNX Runtime fp32"),
