@@ -90,6 +90,8 @@ def _compare_pairs(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from verifier.core.packs import list_packs, load_pack, verify_pack
 
+    if args.models_cmd == "info":
+        return _models_info(args)
     if args.models_cmd == "list":
         for p in list_packs():
             th = p.thresholds
@@ -105,6 +107,31 @@ def cmd_models(args: argparse.Namespace) -> int:
             bad += not c.ok
             print(f"{'OK ' if c.ok else 'BAD'} {p.id} {c.role} {c.name} {c.message}" + (f" ({c.path})" if c.path else ""))
     return EXIT_OK if bad == 0 else EXIT_FLAGGED
+
+
+def _models_info(args: argparse.Namespace) -> int:
+    from verifier.core.modelinfo import model_info
+
+    info = model_info(args.pack, args.model_dir)
+    if args.json:
+        print(json.dumps(info.to_dict(), ensure_ascii=False, indent=2))
+        return EXIT_OK if info.ok else EXIT_FLAGGED
+    print(f"pack: {info.pack}")
+    print(f"CPU: {info.cpu_model}; class {info.cpu_class}; flags: {' '.join(info.cpu_flags) or 'none of ' + 'avx2/avx512/amx'}")
+    if info.openvino_capabilities is not None:
+        print(f"OpenVINO CPU capabilities: {' '.join(info.openvino_capabilities)}")
+    print(f"requested: engine={info.requested['engine']} precision={info.requested['precision']}")
+    print(f"table row {info.table_row['cpu_class']}: {' > '.join(info.table_row['variants'])}")
+    print("pack variants (kept thresholds): " + "; ".join(f"{k}: {v}" for k, v in info.pack_variants.items()))
+    if info.choice:
+        c = info.choice
+        print(f"picked: {c['engine']} {c['precision']} ({c['source']}): {c['why']}")
+    else:
+        print(f"picked: none — {info.error}")
+    print("versions: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in info.versions.items()))
+    for f in info.files:
+        print(f"{'OK ' if f['ok'] else 'BAD'} {f['role']} {f['name']} {f['message']}" + (f" sha256={f['actual']}" if f["actual"] else "") + (f" ({f['path']})" if f["path"] else ""))
+    return EXIT_OK if info.ok else EXIT_FLAGGED
 
 
 def cmd_reasons(args: argparse.Namespace) -> int:
@@ -141,10 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="show and check model packs")
     msub = m.add_subparsers(dest="models_cmd", required=True)
-    for name in ("list", "verify"):
-        sp = msub.add_parser(name)
+    for name in ("list", "verify", "info"):
+        sp = msub.add_parser(name, help="CPU, inference engine and precision picked and why, versions, model files" if name == "info" else None)
         sp.add_argument("--pack", default=None)
         sp.add_argument("--model-dir", type=Path, default=None)
+        if name == "info":
+            sp.add_argument("--json", action="store_true", help="one JSON object")
     m.set_defaults(func=cmd_models)
 
     r = sub.add_parser("reasons", help="list the reason codes")

@@ -21,3 +21,6 @@ FINE_MAX_DISTANCE = 24  # confirmation, of 256 bits
 # calibrate.thresholds: the operating point (accept at this false-match rate, reject at this false-non-match rate).
 DEFAULT_TARGET_FMR = 1e-5  # a false match lets an impersonator register a degree
 DEFAULT_TARGET_FNMR = 1e-3  # a genuine graduate sent to identity re-review is a serious event for the student
+# core.engines: the inference engine and precision a pipeline runs its recognizer with (VERIFIER_ENGINE, VERIFIER_PRECISION).
+ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")

@@ -83,6 +83,8 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("MODEL_FILE_MISSING", _F, "模型文件缺失", "Model file is missing", "model"),
     ReasonCode("MODEL_CHECKSUM_MISMATCH", _F, "模型文件校验和不符", "Model file checksum does not match the manifest", "model"),
     ReasonCode("MODEL_PACK_UNKNOWN", _F, "未知的模型包", "Unknown model pack", "model"),
+    ReasonCode("ENGINE_SETTING_INVALID", _F, "推理引擎或精度设置无效（VERIFIER_ENGINE / VERIFIER_PRECISION）", "Inference engine or precision setting is invalid (VERIFIER_ENGINE / VERIFIER_PRECISION)", "model"),
+    ReasonCode("ENGINE_UNAVAILABLE", _F, "所选推理引擎或精度在本机不可用", "The chosen inference engine or precision is not available on this machine", "model"),
     # Comparison input
     ReasonCode("PAIRS_FILE_INVALID", _F, "配对文件格式错误", "Pairs file is malformed", "input"),
     # Batch comparison (graduation vs admission)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from verifier.common.choices import ENGINE_CHOICES, PRECISION_CHOICES
+
 
 def _default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -21,6 +23,9 @@ class Settings:
     model_dir: Path | None = None
     pack: str = "sface-yunet-int8"
     threads: int = 1
+    # Recognizer engine and precision (core.engines): "auto" picks by CPU class from the measured table.
+    engine: str = "auto"
+    precision: str = "auto"
     max_pixels: int = 40_000_000
     max_file_bytes: int = 50 * 1024 * 1024
     db_url: str | None = None
@@ -74,6 +79,9 @@ class Settings:
             kw["pack"] = e["VERIFIER_PACK"]
         if e.get("VERIFIER_THREADS"):
             kw["threads"] = max(1, int(e["VERIFIER_THREADS"]))
+        for var, name, allowed in (("VERIFIER_ENGINE", "engine", ENGINE_CHOICES), ("VERIFIER_PRECISION", "precision", PRECISION_CHOICES)):
+            if e.get(var):
+                kw[name] = _choice(var, e[var], allowed)
         if e.get("VERIFIER_MAX_PIXELS"):
             kw["max_pixels"] = int(e["VERIFIER_MAX_PIXELS"])
         if e.get("VERIFIER_DB"):
@@ -128,6 +136,16 @@ class Settings:
         if len(key) < 16:
             raise VerifierError("STORE_ID_KEY_INVALID", detail=f"{path} holds fewer than 16 characters")
         return key.encode("ascii")
+
+
+def _choice(var: str, value: str, allowed: tuple[str, ...]) -> str:
+    """A setting that must be one of `allowed` (case-insensitive); ENGINE_SETTING_INVALID otherwise."""
+    v = value.strip().lower()
+    if v not in allowed:
+        from verifier.common.reasons import VerifierError
+
+        raise VerifierError("ENGINE_SETTING_INVALID", detail=f"{var}={value!r}; allowed: {', '.join(allowed)}")
+    return v
 
 
 _TYPED_ENV: tuple[tuple[str, str, type], ...] = (

@@ -17,14 +17,16 @@ import numpy as np
 from verifier.core.align import align_face
 from verifier.core.decode import DecodedImage, decode_image
 from verifier.core.detect import Detector, RefinePolicy, ScalePolicy, YuNetDetector, with_refinement
+from verifier.core.backends import Backend, OrtBackend, openvino_backend
 from verifier.core.embed import Embedder
+from verifier.core.engines import EngineChoice, choose_engine, openvino_installed, pack_variants, read_cpu
 from verifier.core.graph_repair import RepairOptions
 from verifier.core.packs import Pack, load_pack, read_verified
 from verifier.common.reasons import Reason, VerifierError, reason
 from verifier.core.results import Comparison, Face, FaceAnalysis
-from verifier.core.runtime import make_session, prepared_model
+from verifier.core.runtime import cache_key, make_session, prepared_model
 from verifier.core.score import decide
-from verifier.common.settings import Settings
+from verifier.common.settings import Settings, cpu_count
 
 ImageInput = DecodedImage | np.ndarray | bytes | str | Path
 
@@ -79,15 +81,29 @@ def _refine_policy(cfg: dict, settings: Settings) -> RefinePolicy | None:
 
 def _build_embedder(pack: Pack, data: bytes, digest: str, settings: Settings, threads: int) -> Embedder:
     cfg = pack.recognizer
-    options = RepairOptions(prelu_to_nchwc=bool(cfg.get("rewrite_prelu", True)))
-    session = make_session(prepared_model(data, digest, options, settings.cache_dir), threads)
+    choice = select_engine(pack, settings)
+    if choice.engine == "openvino":
+        # OpenVINO fuses PRelu itself; the ONNX Runtime rewrite only slows it down.
+        options = RepairOptions(prelu_to_nchwc=False)
+        backend: Backend = openvino_backend(
+            lambda: prepared_model(data, digest, options, settings.cache_dir),
+            cache_key(digest, options), choice.precision, threads, cpu_count(), read_cpu().flags, settings.cache_dir,
+        )
+    else:
+        options = RepairOptions(prelu_to_nchwc=bool(cfg.get("rewrite_prelu", True)))
+        backend = OrtBackend(make_session(prepared_model(data, digest, options, settings.cache_dir), threads))
     return Embedder(
-        session,
+        backend,
         size=int(cfg.get("input_size", 112)),
         channel_order=cfg.get("channel_order", "RGB"),
         mean=float(cfg.get("mean", 0.0)),
         std=float(cfg.get("std", 1.0)),
     )
+
+
+def select_engine(pack: Pack, settings: Settings) -> EngineChoice:
+    """The recognizer's engine and precision for this machine, this pack and these settings (core.engines)."""
+    return choose_engine(read_cpu().flags, pack_variants(pack.recognizer), settings.engine, settings.precision, openvino_installed(), pack.id)
 
 
 class Pipeline:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 ort.set_default_logger_severity(3)
 
 
-def _cache_key(source_sha256: str, options: RepairOptions) -> str:
+def cache_key(source_sha256: str, options: RepairOptions) -> str:
+    """Name of a repaired model in the cache: source digest, repair version, options."""
     opts = hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:12]
     return f"{source_sha256[:32]}-r{REPAIR_VERSION}-{opts}"
 
@@ -31,7 +32,7 @@ def prepared_model(data: bytes, source_sha256: str, options: RepairOptions, cach
     truncated or corrupt entry is detected and rebuilt.
     """
     if cache_dir is not None:
-        path = cache_dir / "models" / f"{_cache_key(source_sha256, options)}.onnx"
+        path = cache_dir / "models" / f"{cache_key(source_sha256, options)}.onnx"
         digest_path = path.with_suffix(".sha256")
         try:
             cached = path.read_bytes()
