@@ -95,7 +95,7 @@ def main() -> int:
         f"Machine: {machine_line()}  ",
         f"Date: {dt.date.today().isoformat()}; load average (1/5/15 min) before: {load_before}, after: {load_after} (other work on the machine slows every number)",
         "",
-        "Each row: `load_roster` with the default caps (docs/security-limits.md) in a fresh interpreter; peak RSS is that interpreter's (ru_maxrss), "
+        "Each row: `load_roster` with the default caps (docs/SECURITY.md) in a fresh interpreter; peak RSS is that interpreter's (ru_maxrss), "
         "the baseline row shows what the imports alone cost. Before the caps, the probe saw the 1.8 GB string take a server from 1.1 GB to 4.4 GB "
         "and the 2 million rows keep a core busy for about 100 s.",
         "",
