@@ -7,6 +7,8 @@ member; the next sweep treats exactly the decided pairs as adjudicated.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +76,20 @@ def test_scoped_reviewer_cannot_see_claim_or_decide_a_group_with_an_outside_memb
     # The 文学院 pair case is the scoped reviewer's to decide.
     r = genv.client.get(f"/api/v1/cases/{genv.pair_case}", headers=h)
     assert r.status_code == 200 and {m["ksh"] for m in r.json()["members"]} == set(PAIR)
+
+
+def test_scoped_case_export_leaves_out_a_group_with_an_outside_member(genv: GroupEnv) -> None:
+    def case_ids(h: dict[str, str]) -> set[int]:
+        r = genv.client.get("/api/v1/exports/cases?format=csv", headers=h)
+        assert r.status_code == 200, r.text[:200]
+        rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+        return {int(row[0]) for row in rows[1:]}
+
+    everyone = case_ids(genv.h("academic_affairs"))
+    scoped = case_ids(genv.h("academic_affairs", scoped=True))
+    assert {genv.group_case, genv.pair_case} <= everyone
+    # The group's own student is in 文学院, but one member is not: the scoped export must not list it.
+    assert genv.pair_case in scoped and genv.group_case not in scoped
 
 
 def test_population_reviewer_sees_every_member_photo_and_score(genv: GroupEnv) -> None:
