@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from api.keys import create_key
@@ -108,3 +112,31 @@ def open_env(home: Path, cache_dir: Path, pipeline: Any, db_url: str | None = No
     ctx = client.__enter__()
     wait_ready(ctx)
     return Env(ctx, db, settings, plain, scoped), client
+
+
+def serve(app: Any) -> tuple[httpx.Client, Callable[[], None]]:
+    """Run an app under uvicorn on 127.0.0.1:<free port> in a thread; returns a client and a stop function."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=20)
+        client.close()
+
+    return client, stop

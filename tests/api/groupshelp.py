@@ -9,16 +9,13 @@ a pair case wholly inside 文学院. S1 and S2 share their face with nobody.
 from __future__ import annotations
 
 import random
-import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from apihelp import ID_KEY, SCOPE, make_keys
+from apihelp import ID_KEY, SCOPE, make_keys, serve
 from imaging import encode_jpeg
 from sqlalchemy import select
 
@@ -105,34 +102,6 @@ def _populate(db: Database, store: PhotoStore, sources: dict[str, tuple[Any, Any
         return ids
 
     return db.transaction(write)
-
-
-def serve(app: Any) -> tuple[httpx.Client, Callable[[], None]]:
-    """Run an app under uvicorn on 127.0.0.1:<free port> in a thread; returns a client and a stop function."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=20)
-        client.close()
-
-    return client, stop
 
 
 def open_group_env(home: Path, cache_dir: Path, pipeline: Any, sources: dict[str, tuple[Any, Any]], db_url: str | None = None) -> GroupEnv:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from apihelp import ID_KEY, Env, make_keys, seed
+from apihelp import ID_KEY, Env, make_keys, seed, serve
 
 from verifier.common.settings import Settings
 from verifier.store.audit import events_for
@@ -23,17 +19,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, cache_dir, pipeline, api_cohort) -> Iterator[Env]:
     """A real uvicorn server on 127.0.0.1:<random port> over a seeded SQLite store."""
-    import uvicorn
-
     from api.app import create_app
 
     home = tmp_path_factory.mktemp("browser-home")
@@ -42,26 +30,12 @@ def live(tmp_path_factory, cache_dir, pipeline, api_cohort) -> Iterator[Env]:
     upgrade(url)
     db = open_database(url)
     plain, scoped = make_keys(db)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, url, pipeline=pipeline), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+    client, stop = serve(create_app(settings, url, pipeline=pipeline))
     env = Env(client, db, settings, plain, scoped)  # type: ignore[arg-type]
     env.cohort = api_cohort
     seed(env, api_cohort)
     yield env
-    server.should_exit = True
-    thread.join(timeout=20)
-    client.close()
+    stop()
     db.dispose()
 
 

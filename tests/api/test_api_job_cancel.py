@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from apihelp import ID_KEY, make_keys
+from apihelp import ID_KEY, make_keys, serve
 
 from verifier.batch.runner import BatchOptions, BatchRunner
 from verifier.common.settings import Settings
@@ -25,12 +23,6 @@ from verifier.store.schema import upgrade
 STUDENTS = 40
 # From the cancel request to a final state: the chunk in flight (4 students) and the run's bookkeeping.
 STOP_WITHIN_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +44,6 @@ def reference(cohort, cache_dir, tmp_path_factory) -> bytes:
 @pytest.fixture
 def live(tmp_path: Path, cache_dir: Path, pipeline, cohort) -> Iterator[tuple[httpx.Client, dict[str, str], Settings]]:
     """uvicorn on 127.0.0.1:<free port> over a fresh SQLite store, the cohort under its files folder."""
-    import uvicorn
-
     from api.app import create_app
 
     settings = Settings(home=tmp_path / "home", cache_dir=cache_dir, id_key=ID_KEY, api_job_workers=1)
@@ -66,25 +56,11 @@ def live(tmp_path: Path, cache_dir: Path, pipeline, cohort) -> Iterator[tuple[ht
     shutil.copytree(cohort.admission_dir, root / "adm")
     shutil.copytree(cohort.graduation_dir, root / "grad")
     shutil.copy(cohort.roster, root / "roster.csv")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, url, pipeline=pipeline), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+    client, stop = serve(create_app(settings, url, pipeline=pipeline))
     try:
         yield client, {"Authorization": f"Bearer {plain['academic_affairs']}"}, settings
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        client.close()
+        stop()
 
 
 def _wait(client: httpx.Client, headers: dict[str, str], job: str, until, seconds: float) -> dict:
