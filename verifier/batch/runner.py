@@ -31,7 +31,7 @@ import numpy as np
 from sqlalchemy import Row, select
 
 from verifier.photos.checks import read_photo
-from verifier.common.files import private_folder, writable_dir
+from verifier.common.files import run_report_dir
 from verifier.core.packs import load_pack
 from verifier.common.parallel import chunked, map_chunks
 from verifier.photos.profiles import Profile, load_profile
@@ -312,13 +312,7 @@ class BatchRunner:
         return db.transaction(lambda s: start_run(s, RUN_KIND, params, actor=self.opt.actor).id), False
 
     def _out_dir(self) -> Path:
-        if self.opt.out_dir is not None:
-            return writable_dir(self.opt.out_dir, "BATCH_OUT_UNWRITABLE")
-        try:
-            reports = private_folder(self.settings.home / "reports")
-        except OSError as exc:
-            raise VerifierError("BATCH_OUT_UNWRITABLE", detail=f"{self.settings.home / 'reports'}: {exc.strerror}") from None
-        return writable_dir(reports / f"batch-{datetime.now():%Y%m%d-%H%M%S}", "BATCH_OUT_UNWRITABLE")
+        return run_report_dir(self.settings.home, self.opt.out_dir, "batch", "BATCH_OUT_UNWRITABLE")
 
     def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:
         """One report row per roster student, from the store and the folders, block by block."""

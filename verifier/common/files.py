@@ -196,3 +196,18 @@ def writable_dir(path: Path, reason_code: str) -> Path:
     except OSError as exc:
         raise VerifierError(reason_code, detail=f"{path}: {exc.strerror}") from None
     return path
+
+
+def run_report_dir(home: Path, out_dir: Path | None, prefix: str, reason_code: str) -> Path:
+    """A run's report folder: `out_dir` when given, else a new `<home>/reports/<prefix>-<time>` (0700 all the way)."""
+    from datetime import datetime
+
+    from verifier.common.reasons import VerifierError
+
+    if out_dir is not None:
+        return writable_dir(out_dir, reason_code)
+    try:
+        reports = private_folder(home / "reports")
+    except OSError as exc:
+        raise VerifierError(reason_code, detail=f"{home / 'reports'}: {exc.strerror}") from None
+    return writable_dir(reports / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}", reason_code)

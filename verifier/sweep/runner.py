@@ -24,7 +24,6 @@ import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier.common.files import private_folder, writable_dir
+from verifier.common.files import private_folder, run_report_dir
 from verifier.sweep.index import EXACT_LIMIT, FaceIndex, PairSet, choose_params, set_threads
 from verifier.core.packs import load_pack
 from verifier.sweep.photo_import import embed_missing
@@ -366,13 +365,7 @@ class Sweep:
         db.transaction(write)
 
     def _out_dir(self) -> Path:
-        if self.opt.out_dir is not None:
-            return writable_dir(self.opt.out_dir, "SWEEP_OUT_UNWRITABLE")
-        try:
-            reports = private_folder(self.settings.home / "reports")
-        except OSError as exc:
-            raise VerifierError("SWEEP_OUT_UNWRITABLE", detail=f"{self.settings.home / 'reports'}: {exc.strerror}") from None
-        return writable_dir(reports / f"sweep-{datetime.now():%Y%m%d-%H%M%S}", "SWEEP_OUT_UNWRITABLE")
+        return run_report_dir(self.settings.home, self.opt.out_dir, "sweep", "SWEEP_OUT_UNWRITABLE")
 
     def _lock(self) -> int:
         """Hold `<home>/index/.sweep.lock` for the sweep so two sweeps never write one index at once."""
