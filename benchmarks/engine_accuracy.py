@@ -33,7 +33,8 @@ LIST_UP_TO = 60
 NAMES = ("mismatch", "review", "match")
 
 
-def embed_with(engine: str, precision: str, faces: np.ndarray, threads: int, max_batch: int | None = None) -> tuple[np.ndarray, str]:
+def embed_with(engine: str, precision: str, faces: np.ndarray, threads: int, max_batch: int | None = None,
+               pack: str = "sface-yunet-int8") -> tuple[np.ndarray, str]:
     """Embeddings from the pipeline this engine/precision gives (the shipped code path), and the variant it ran."""
     from dataclasses import replace
 
@@ -41,7 +42,7 @@ def embed_with(engine: str, precision: str, faces: np.ndarray, threads: int, max
     from verifier.core.pipeline import Pipeline
 
     settings = replace(Settings.from_env(), engine=engine, precision=precision)
-    pipe = Pipeline.load("sface-yunet-int8", settings=settings, threads=threads)
+    pipe = Pipeline.load(pack, settings=settings, threads=threads)
     backend = pipe.embedder.backend
     if max_batch:
         pipe.embedder.max_batch = max_batch
@@ -54,8 +55,11 @@ def codes(scores: np.ndarray, accept: float, reject: float) -> np.ndarray:
     return np.where(scores >= accept, 2, np.where(scores < reject, 0, 1)).astype(np.int8)
 
 
-def pair_changes(ref: np.ndarray, var: np.ndarray, ids: np.ndarray, th) -> dict:
-    """Decision changes over every pair i < j, by genuine/impostor and from -> to, with the pairs' scores."""
+def pair_changes(ref: np.ndarray, var: np.ndarray, ids: np.ndarray, th, th_var=None) -> dict:
+    """Decision changes over every pair i < j, by genuine/impostor and from -> to, with the pairs' scores.
+
+    `th_var`: the variant's own thresholds when it is a pack of its own (default: the reference's)."""
+    th_var = th_var or th
     from verifier.core.score import decide
 
     n = len(ref)
@@ -69,10 +73,10 @@ def pair_changes(ref: np.ndarray, var: np.ndarray, ids: np.ndarray, th) -> dict:
         counts["genuine"] += int(same.sum())
         counts["impostor"] += int((~same).sum())
         max_delta = max(max_delta, float(np.abs(sr - sv).max()))
-        cr, cv = codes(sr, th.accept, th.reject), codes(sv, th.accept, th.reject)
+        cr, cv = codes(sr, th.accept, th.reject), codes(sv, th_var.accept, th_var.reject)
         for k in np.nonzero(cr != cv)[0]:
             j = i + 1 + int(k)
-            a, b = decide(float(sr[k]), th).value, decide(float(sv[k]), th).value
+            a, b = decide(float(sr[k]), th).value, decide(float(sv[k]), th_var).value
             assert (a, b) == (NAMES[cr[k]], NAMES[cv[k]]), "vectorised decision differs from core.score.decide"
             changes.append((i, j, bool(same[k]), float(sr[k]), float(sv[k]), a, b))
     return {"counts": counts, "changes": changes, "max_delta": max_delta}
@@ -90,6 +94,9 @@ def main() -> None:
     ap.add_argument("--variants", default="openvino/fp32,openvino/bf16")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--changes", type=Path, default=None, help="write every decision change of every variant to this CSV")
+    ap.add_argument("--own-pack", default=None,
+                    help="gate this pack (its own reference variant and thresholds) against sface-yunet-int8 instead of --variants; "
+                         "it passes when cosine holds and, for genuine and for impostor pairs alike, no more decisions get worse than better")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
 
@@ -106,9 +113,9 @@ def main() -> None:
     ref, ref_variant = embed_with("onnxruntime", "fp32", data.faces, args.threads)
     assert ref_variant == "onnxruntime/fp32"
     lines = [
-        SECTION,
+        f"## Pack accuracy gate: {args.own_pack} (issue 20)" if args.own_pack else SECTION,
         "",
-        "`python benchmarks/engine_accuracy.py --write` · " + machine_line(),
+        f"`python benchmarks/engine_accuracy.py {' '.join(sys.argv[1:])}` · " + machine_line(),
         f"Faces: {len(data.faces)} aligned once by the current pipeline ({int((src == 'faceset').sum())} face-set photos, "
         f"{int((src == 'lfw-gray').sum())} lfw-gray images; grayscale news photos, not ID photos). Reference: onnxruntime/fp32 (the pack's "
         f"calibration path). Thresholds: accept {th.accept}, reject {th.reject} (verifier/manifests/sface-yunet-int8.json); decisions by "
@@ -119,20 +126,31 @@ def main() -> None:
     ]
     details: list[str] = []
     all_changes: list[str] = ["variant,set,image_a,image_b,kind,score_ref,score_variant,decision_ref,decision_variant,verdict"]
-    for variant in ["onnxruntime/fp32@batch1", *args.variants.split(",")]:
+    own = load_pack(args.own_pack) if args.own_pack else None
+    variants = [f"{own.recognizer['reference']}@{own.id}"] if own else ["onnxruntime/fp32@batch1", *args.variants.split(",")]
+    for variant in variants:
         engine, precision = variant.split("@")[0].split("/")
-        emb, ran = embed_with(engine, precision, data.faces, args.threads, 1 if "@batch1" in variant else None)
+        if own:
+            emb, ran = embed_with(engine, precision, data.faces, args.threads, pack=own.id)
+        else:
+            emb, ran = embed_with(engine, precision, data.faces, args.threads, 1 if "@batch1" in variant else None)
         assert ran == variant.split("@")[0], f"asked for {variant}, the pipeline ran {ran}"
+        th_var = own.thresholds if own else th
         cos = (emb * ref).sum(1)
         share = float((cos >= COSINE_FLOOR).mean())
         parts = {}
         for name in ("faceset", "lfw-gray"):
             keep = src == name
-            parts[name] = pair_changes(ref[keep], emb[keep], ids[keep], th)
+            parts[name] = pair_changes(ref[keep], emb[keep], ids[keep], th, th_var)
         changes = parts["faceset"]["changes"] + parts["lfw-gray"]["changes"]
         worse = [c for c in changes if not better(c) and abs(c[4] - c[3]) > ROUNDING]
         rounding = [c for c in changes if abs(c[4] - c[3]) <= ROUNDING]
         ok = share >= SHARE and not worse
+        if own:  # its own thresholds move single pairs both ways: judge the balance per kind
+            net = {kind: sum(1 if better(c) else -1 for c in changes if c[2] == (kind == "genuine")) for kind in ("genuine", "impostor")}
+            ok = share >= SHARE and min(net.values()) >= 0
+            details.append(f"{variant} at its own thresholds (accept {th_var.accept}, reject {th_var.reject}) against sface-yunet-int8 at its own: "
+                           f"net better-minus-worse decisions: genuine {net['genuine']:+,}, impostor {net['impostor']:+,}.")
         fmt = lambda p: f"{p['counts']['genuine']:,}/{p['counts']['impostor']:,}"  # noqa: E731
         lines.append(
             f"| {variant} | {len(cos)} | {cos.min():.5f} | {np.quantile(cos, 0.001):.5f} | {share:.4%} | "

@@ -18,7 +18,7 @@ from pathlib import Path
 from verifier.common.choices import ENGINE_CHOICES, PRECISION_CHOICES
 from verifier.common.reasons import VerifierError
 
-REFERENCE = "onnxruntime/fp32"  # every pack's reference: the variant its thresholds were calibrated with
+REFERENCE = "onnxruntime/fp32"  # the default reference: the variant a pack's thresholds were calibrated with
 # Flags reported by `models info`: the ones that select kernels for these models.
 FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 # The CPU support each precision needs to be worth running (OpenVINO falls back to fp32 silently without it).
@@ -130,13 +130,15 @@ def choose_engine(
     precision: str = "auto",
     have_openvino: bool = True,
     pack_id: str = "",
+    reference: str = REFERENCE,
 ) -> EngineChoice:
     """The engine and precision for a CPU's flags, a pack's gated variants and the settings (pure).
 
     auto/auto takes the first variant of the CPU class's row that the pack allows and this machine can run;
     an explicit engine or precision narrows the candidates, and one that cannot be honoured is an error
     (ENGINE_UNAVAILABLE), never a silent change of what was asked for. Every row ends with the reference,
-    which every pack allows, so auto/auto always finds one.
+    which a pack calibrated with ONNX Runtime fp32 allows, so auto/auto always finds one for such a pack; a pack
+    calibrated with another variant (`recognizer.reference`, e.g. openvino/bf16) runs only where that variant can.
     """
     engine, precision = engine.strip().lower(), precision.strip().lower()
     if engine not in ENGINE_CHOICES or precision not in PRECISION_CHOICES:
@@ -144,7 +146,7 @@ def choose_engine(
     flags = frozenset(flags)
     cls = cpu_class(flags)
     row = TABLE[cls]
-    allowed = {REFERENCE, *pack_variants}
+    allowed = {reference, *pack_variants}
     everything = [f"{e}/{p}" for e in ENGINE_CHOICES[1:] for p in PRECISION_CHOICES[1:]]
     candidates = [*row.variants, *(v for v in everything if v not in row.variants)]
     if engine == "auto" and precision == "auto":
@@ -160,6 +162,11 @@ def choose_engine(
             return EngineChoice(e, p, cls, source, f"CPU class {cls}: {row.why}{skipped}")
         refusals.append(f"{v} skipped: {why_not}")
     raise VerifierError("ENGINE_UNAVAILABLE", detail=f"engine={engine} precision={precision}: " + ("; ".join(refusals) or "no such variant"))
+
+
+def pack_reference(recognizer_cfg: dict) -> str:
+    """The variant a pack's thresholds were calibrated with (`recognizer.reference`; ONNX Runtime fp32 unless named)."""
+    return str(recognizer_cfg.get("reference", REFERENCE))
 
 
 def pack_variants(recognizer_cfg: dict) -> tuple[str, ...]:

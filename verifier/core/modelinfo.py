@@ -9,7 +9,7 @@ from typing import Any
 
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
-from verifier.core.engines import FLAGS_THAT_MATTER, TABLE, choose_engine, cpu_class, openvino_installed, pack_variants, read_cpu
+from verifier.core.engines import FLAGS_THAT_MATTER, TABLE, choose_engine, cpu_class, openvino_installed, pack_reference, pack_variants, read_cpu
 from verifier.core.packs import load_pack, verify_pack
 
 
@@ -63,7 +63,7 @@ def model_info(pack_id: str | None = None, model_dir: Path | None = None, settin
     row = TABLE[cls]
     choice, error = None, None
     try:
-        c = choose_engine(cpu.flags, pack_variants(pack.recognizer), settings.engine, settings.precision, openvino_installed(), pack.id)
+        c = choose_engine(cpu.flags, pack_variants(pack.recognizer), settings.engine, settings.precision, openvino_installed(), pack.id, pack_reference(pack.recognizer))
         choice = {"engine": c.engine, "precision": c.precision, "source": c.source, "why": c.why}
     except VerifierError as exc:
         error = f"[{exc.reason.code}] {exc.reason.message_en}: {exc.detail}"
@@ -76,7 +76,7 @@ def model_info(pack_id: str | None = None, model_dir: Path | None = None, settin
         cpu_flags=[f for f in FLAGS_THAT_MATTER if f in cpu.flags],
         requested={"engine": settings.engine, "precision": settings.precision},
         table_row={"cpu_class": row.cpu_class, "variants": list(row.variants), "why": row.why},
-        pack_variants={"onnxruntime/fp32": "reference (thresholds calibrated with it)", **pack.recognizer.get("variants", {})},
+        pack_variants={pack_reference(pack.recognizer): "reference (thresholds calibrated with it)", **pack.recognizer.get("variants", {})},
         choice=choice,
         error=error,
         versions=versions,

@@ -19,7 +19,7 @@ from verifier.core.decode import DecodedImage, decode_image
 from verifier.core.detect import Detector, RefinePolicy, ScalePolicy, YuNetDetector, with_refinement
 from verifier.core.backends import Backend, OrtBackend, openvino_backend
 from verifier.core.embed import Embedder
-from verifier.core.engines import EngineChoice, choose_engine, openvino_installed, pack_variants, read_cpu
+from verifier.core.engines import EngineChoice, choose_engine, openvino_installed, pack_reference, pack_variants, read_cpu
 from verifier.core.graph_repair import RepairOptions
 from verifier.core.packs import Pack, load_pack, read_verified
 from verifier.common.reasons import Reason, VerifierError, reason
@@ -103,7 +103,7 @@ def _build_embedder(pack: Pack, data: bytes, digest: str, settings: Settings, th
 
 def select_engine(pack: Pack, settings: Settings) -> EngineChoice:
     """The recognizer's engine and precision for this machine, this pack and these settings (core.engines)."""
-    return choose_engine(read_cpu().flags, pack_variants(pack.recognizer), settings.engine, settings.precision, openvino_installed(), pack.id)
+    return choose_engine(read_cpu().flags, pack_variants(pack.recognizer), settings.engine, settings.precision, openvino_installed(), pack.id, pack_reference(pack.recognizer))
 
 
 class Pipeline:
