@@ -451,6 +451,9 @@ def bench(a: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         lib, r = child("check", {"paths": spaths, "workers": a.workers}, current_env(work / "lib"), REPO, a.repeat)
         add(Row("photos check", "library `check_paths`", lib["n"], "photo", r, lib["seconds"], lib["cpu_s"], f"model load {lib['load_s']:.2f} s before the clock"))
 
+        if a.no_batch:
+            info["uptime_end"] = uptime()
+            return rows, info
         # batch compare: each run on a fresh store
         stores: dict[str, Path] = {}
         for name, cmd, env in systems + packs:
@@ -513,7 +516,7 @@ def report(rows: list[Row], info: dict[str, Any], a: argparse.Namespace) -> str:
         return next((r for r in rows if r.what == what and r.system.startswith(system)), None)
 
     lines = [
-        SECTION, "",
+        (f"## Whole process with pack {', '.join(a.pack)} (issue 20)" if a.pack else SECTION), "",
         f"Command: `{command_line()}` "
         f"({dt.datetime.now():%Y-%m-%d %H:%M}; the machine is shared, so these figures are provisional until re-run in a quiet window).  ",
         f"Machine: {machine_line()}.  ",
@@ -588,6 +591,7 @@ def main() -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--pack", action="append", default=[], help="also time compare --pairs, photos check and batch compare with this pack")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-batch", action="store_true", help="leave out batch compare and the sweep (the start-up, compare and check figures only)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     ap.add_argument("--write", action="store_true", help=f"write '{SECTION}' in docs/BENCHMARKS.md")
     ap.add_argument("--child", nargs=2, metavar=("NAME", "PAYLOAD"), help=argparse.SUPPRESS)

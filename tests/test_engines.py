@@ -17,7 +17,17 @@ import pytest
 
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
-from verifier.core.engines import REFERENCE, TABLE, choose_engine, cpu_class, openvino_installed, parse_cpuinfo, read_cpu
+from verifier.core.engines import (
+    REFERENCE,
+    TABLE,
+    choose_engine,
+    cpu_class,
+    openvino_installed,
+    pack_reference,
+    pack_variants,
+    parse_cpuinfo,
+    read_cpu,
+)
 
 AMX = frozenset("avx2 fma avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8".split())
 VNNI = frozenset("avx2 fma avx512f avx512_vnni".split())
@@ -51,6 +61,33 @@ def test_a_pack_without_gated_variants_keeps_its_reference_even_on_amx() -> None
     c = choose_engine(AMX, ())
     assert c.variant == REFERENCE and "no openvino/bf16 variant" in c.why
     assert choose_engine(AMX, ("openvino/fp32",)).variant == "openvino/fp32"
+
+
+def test_a_pack_calibrated_with_bf16_runs_only_where_bf16_runs() -> None:
+    bf16 = {"reference": "openvino/bf16", "variants": {"openvino/bf16": "the reference"}}
+    ref, variants = pack_reference(bf16), pack_variants(bf16)
+    c = choose_engine(AMX, variants, reference=ref, pack_id="p")
+    assert c.variant == "openvino/bf16" and c.source == "table"
+    for flags in (VNNI, AVX2, frozenset()):
+        with pytest.raises(VerifierError) as exc:
+            choose_engine(flags, variants, reference=ref, pack_id="p")
+        assert exc.value.reason.code == "ENGINE_UNAVAILABLE" and "onnxruntime/fp32" in exc.value.detail
+    with pytest.raises(VerifierError):
+        choose_engine(AMX, variants, engine="onnxruntime", reference=ref, pack_id="p")
+    with pytest.raises(VerifierError):
+        choose_engine(AMX, variants, reference=ref, have_openvino=False, pack_id="p")
+    assert pack_reference({}) == REFERENCE
+
+
+def test_the_shipped_bf16_pack_shares_the_files_and_names_its_own_thresholds() -> None:
+    from verifier.core.packs import load_pack
+
+    fp32, bf16 = load_pack("sface-yunet-int8"), load_pack("sface-yunet-int8-bf16")
+    assert [f.sha256 for f in bf16.files.values()] == [f.sha256 for f in fp32.files.values()]
+    assert pack_reference(bf16.recognizer) == "openvino/bf16" and pack_variants(bf16.recognizer) == ("openvino/bf16",)
+    assert "openvino/bf16" not in pack_variants(fp32.recognizer), "bf16 failed the fp32 pack's gate"
+    assert "OpenVINO bf16" in bf16.thresholds_source["data"] and "verifier calibrate" in bf16.thresholds_source["method"]
+    assert (bf16.thresholds.accept, bf16.thresholds.reject) != (fp32.thresholds.accept, fp32.thresholds.reject), "calibrated, not copied"
 
 
 def test_without_openvino_auto_falls_back_and_an_explicit_request_fails() -> None:
