@@ -45,6 +45,16 @@ class Cluster:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
+    def new_database(self, name: str) -> str:
+        """Create an empty database on the cluster and return its URL."""
+        from sqlalchemy import create_engine
+
+        admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     def _ctl(self, *args: str) -> None:
         subprocess.run(_as_pg([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args]), check=True, capture_output=True)
 

@@ -167,11 +167,23 @@ class Database:
 
     def transaction(self, fn: Callable[[Session], T], retries: int = WRITE_RETRIES) -> T:
         """Run fn(session) in a write transaction and commit; retry the whole unit as the class doc says."""
+        return self._retried(fn, self.write_session, retries)
+
+    def read(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in a read-only unit; retried like a write while the server is away."""
+        return self._retried(fn, self._read_session, 0)
+
+    @contextmanager
+    def _read_session(self) -> Iterator[Session]:
+        with self._sessions() as s:
+            yield s
+
+    def _retried(self, fn: Callable[[Session], T], opener: Callable[[], Any], retries: int) -> T:
         busy = away = 0
         deadline = time.monotonic() + self.retry_s
         while True:
             try:
-                with self.write_session() as s:
+                with opener() as s:
                     return fn(s)
             except DBAPIError as exc:
                 if is_server_away(exc):
@@ -180,7 +192,7 @@ class Database:
                     pause = min(backoff_s(away, self.retry_base_s), max(0.0, deadline - time.monotonic()))
                     away += 1
                 elif is_retryable(exc):
-                    if busy == retries:
+                    if busy >= retries:
                         raise VerifierError("STORE_DB_BUSY", detail=f"{retries} retries") from exc
                     pause = backoff_s(busy, 0.05)
                     busy += 1
