@@ -19,30 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from tests.faultkit import ID_KEY, cohort, reference, run_batch as _batch  # noqa: F401 - fixtures
 from tests.store.pgcluster import Cluster, make_cluster
-from verifier.batch.runner import BatchOptions, BatchRunner
-from verifier.common.settings import Settings
-from verifier.demo.cohort import make_cohort
 from verifier.store.models import Comparison, ReviewCase
 from verifier.store.schema import upgrade
-
-ID_KEY = "test-key-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def cohort(pipeline, faces, tmp_path_factory):
-    return make_cohort(pipeline, faces, tmp_path_factory.mktemp("cohort"), 28, seed=3, impostor_rate=0.2, missing_rate=0.08, unusable_rate=0.08)
-
-
-@pytest.fixture(scope="module")
-def reference(cohort, tmp_path_factory, cache_dir) -> bytes:
-    """report.csv of an undisturbed run on SQLite."""
-    tmp = tmp_path_factory.mktemp("ref")
-    settings = Settings(home=tmp / "home", cache_dir=cache_dir, id_key=ID_KEY)
-    upgrade(settings.resolve_db_url())
-    BatchRunner(BatchOptions(cohort.roster, cohort.admission_dir, cohort.graduation_dir, out_dir=tmp / "out", workers=1), settings).run()
-    return (tmp / "out" / "report.csv").read_bytes()
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
@@ -55,13 +35,6 @@ def _fresh_db(cluster: Cluster, name: str) -> str:
     url = cluster.new_database(name)
     upgrade(url)
     return url
-
-
-def _batch(cohort, home: Path, out: Path, cache_dir: Path, db_url: str, roster: Path | None = None, **env: str) -> subprocess.Popen:
-    environ = {**os.environ, "VERIFIER_HOME": str(home), "VERIFIER_CACHE_DIR": str(cache_dir), "VERIFIER_ID_KEY": ID_KEY, "VERIFIER_DB": db_url, **env}
-    args = ["batch", "compare", "--roster", str(roster or cohort.roster), "--admission-dir", str(cohort.admission_dir)]
-    args += ["--graduation-dir", str(cohort.graduation_dir), "--out", str(out), "--workers", "1"]
-    return subprocess.Popen([sys.executable, "-m", "verifier", *args], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _count(engine, model) -> int:
