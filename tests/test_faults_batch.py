@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, func, select
 
 from tests.faultkit import ID_KEY, cohort, reference, run_batch as _batch  # noqa: F401 - fixtures
 from tests.store.pgcluster import Cluster, make_cluster
-from verifier.store.models import Comparison, ReviewCase
+from verifier.store.models import Comparison, DuplicateCandidate, ReviewCase
 from verifier.store.schema import upgrade
 
 @pytest.fixture(scope="module")
@@ -159,4 +159,50 @@ def test_two_overlapping_batches_and_a_sweep_at_once(cohort, cluster, reference,
     assert proc.returncode == 0, err
     assert (tmp_path / "all" / "report.csv").read_bytes() == reference
     _store_is_consistent(engine, cohort)
+    engine.dispose()
+
+
+def _sweep(url: str, home: Path, out: Path, cache_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VERIFIER_HOME": str(home), "VERIFIER_CACHE_DIR": str(cache_dir), "VERIFIER_ID_KEY": ID_KEY}
+    return subprocess.run([sys.executable, "-m", "verifier", "sweep", "--db", url, "--out", str(out), "--workers", "1", *extra],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _duplicates(engine) -> tuple[set, int]:
+    with engine.connect() as conn:
+        pairs = conn.execute(select(DuplicateCandidate.photo_a_id, DuplicateCandidate.photo_b_id)).all()
+        cases = conn.scalar(select(func.count()).select_from(ReviewCase).where(ReviewCase.case_type.like("duplicate%")))
+    assert len(pairs) == len(set(pairs))
+    return set(pairs), cases
+
+
+def test_postgres_restart_mid_sweep_stops_clearly_or_finishes_and_resumes_to_the_same_result(cohort, cluster, tmp_path, cache_dir):
+    url = _fresh_db(cluster, "restart_sweep")
+    proc = _batch(cohort, tmp_path / "home", tmp_path / "out", cache_dir, url)
+    assert proc.communicate(timeout=300) and proc.returncode == 0
+    engine = create_engine(url)
+    rng = random.Random(16)
+    outcomes = []
+    for attempt in range(3):
+        env = {**os.environ, "VERIFIER_HOME": str(tmp_path / "home"), "VERIFIER_CACHE_DIR": str(cache_dir), "VERIFIER_ID_KEY": ID_KEY,
+               "VERIFIER_DB_RETRY_S": "20"}
+        sweep = subprocess.Popen([sys.executable, "-m", "verifier", "sweep", "--db", url, "--out", str(tmp_path / f"s{attempt}"), "--workers", "1", "--full"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.2, 2.5))
+        cluster.stop()
+        time.sleep(2)
+        cluster.start()
+        _, err = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0 or "[STORE_DB_UNREACHABLE]" in err, err
+        assert "Traceback" not in err, err
+        outcomes.append(sweep.returncode)
+    engine.dispose()
+    engine = create_engine(url)
+    resumed = _sweep(url, tmp_path / "home", tmp_path / "s-resume", cache_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    after_resume = _duplicates(engine)
+    clean = _sweep(url, tmp_path / "home", tmp_path / "s-full", cache_dir, "--full")
+    assert clean.returncode == 0, clean.stderr
+    assert _duplicates(engine) == after_resume and after_resume[0], "a clean full sweep found something else"
+    print(f"sweep restarts: exit codes {outcomes}, {len(after_resume[0])} duplicate pairs, {after_resume[1]} cases")
     engine.dispose()
