@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,20 @@ def run_batch(cohort, home: Path, out: Path, cache_dir: Path, db_url: str, roste
     args = ["batch", "compare", "--roster", str(roster or cohort.roster), "--admission-dir", str(cohort.admission_dir)]
     args += ["--graduation-dir", str(cohort.graduation_dir), "--out", str(out), "--workers", "1"]
     return subprocess.Popen([sys.executable, "-m", "verifier", *args], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def crash_and_resume(cohort, root: Path, cache_dir: Path, kill_after_s: float, db_url: str | None = None) -> tuple[bool, bytes]:
+    """One kill point: a batch on a fresh store, SIGKILL after kill_after_s, then the same command to the end.
+
+    Returns whether the kill landed while the batch was still running, and the resumed report.csv.
+    """
+    db = db_url or f"sqlite:///{root / 'home' / 'verifier.db'}"
+    proc = run_batch(cohort, root / "home", root / "killed", cache_dir, db)
+    time.sleep(kill_after_s)
+    landed = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    resumed = run_batch(cohort, root / "home", root / "resumed", cache_dir, db)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    return landed, (root / "resumed" / "report.csv").read_bytes()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from tests.faultkit import ID_KEY, cohort, reference, run_batch as _batch  # noqa: F401 - fixtures
+from tests.faultkit import ID_KEY, cohort, crash_and_resume, reference, run_batch as _batch  # noqa: F401 - fixtures
 from tests.store.pgcluster import Cluster, make_cluster
 from verifier.store.models import Comparison, DuplicateCandidate, ReviewCase
 from verifier.store.schema import upgrade
@@ -86,23 +86,6 @@ def test_postgres_restart_mid_batch_gives_the_undisturbed_report(cohort, cluster
 
 
 CRASH_BUDGET_S = 75.0
-
-
-def crash_and_resume(cohort, root: Path, cache_dir: Path, kill_after_s: float, db_url: str | None = None) -> tuple[bool, bytes]:
-    """One kill point: a batch on a fresh store, SIGKILL after kill_after_s, then the same command to the end.
-
-    Returns whether the kill landed while the batch was still running, and the resumed report.csv.
-    """
-    db = db_url or f"sqlite:///{root / 'home' / 'verifier.db'}"
-    proc = _batch(cohort, root / "home", root / "killed", cache_dir, db)
-    time.sleep(kill_after_s)
-    landed = proc.poll() is None
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    resumed = _batch(cohort, root / "home", root / "resumed", cache_dir, db)
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    return landed, (root / "resumed" / "report.csv").read_bytes()
 
 
 def test_sigkill_at_random_points_then_resume_gives_the_undisturbed_report(cohort, reference, tmp_path, cache_dir):
