@@ -118,3 +118,29 @@ def test_batch_on_a_full_disk_stops_with_the_path_then_completes(where, small_di
     assert proc.returncode == 0, err
     assert (out / "report.csv").read_bytes() == reference
     assert _store_files_intact(db_url, home) > 0
+
+
+def test_face_index_save_on_a_full_disk_keeps_the_old_index(small_disk: SmallDisk):
+    import numpy as np
+
+    from verifier.sweep.index import FaceIndex, choose_params
+
+    rng = np.random.default_rng(0)
+
+    def index(n: int) -> FaceIndex:
+        v = rng.standard_normal((n, 128)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return FaceIndex.build(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64), v, choose_params(n))
+
+    folder = small_disk.path / "index" / "pack"
+    index(10).save(folder, {"run_id": 1})
+    small_disk.fill(64 * 1024)
+    with pytest.raises(VerifierError) as err:
+        index(2000).save(folder, {"run_id": 2})  # ~1 MB of vectors
+    assert err.value.reason.code == "OUTPUT_DISK_FULL" and str(small_disk.path / "index") in err.value.detail
+    old = FaceIndex.load(folder)
+    assert old is not None and old.n == 10 and old.meta["run_id"] == 1
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["pack"], "a temporary index folder was left behind"
+    small_disk.free_space()
+    index(2000).save(folder, {"run_id": 2})
+    assert FaceIndex.load(folder).n == 2000

@@ -27,11 +27,21 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _NO_SPACE
 
 
+def short_write_on_full_disk(exc: BaseException, folder: Path) -> bool:
+    """True for an OSError without errno (numpy's "N requested and M written") where the folder's disk has no room left."""
+    if not isinstance(exc, OSError) or exc.errno is not None:
+        return False
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
+
+
 def disk_full_error(path: Path, exc: OSError) -> Exception:
     """The VerifierError OUTPUT_DISK_FULL naming the path a write to it failed for."""
     from verifier.common.reasons import VerifierError
 
-    return VerifierError("OUTPUT_DISK_FULL", detail=f"{path}: {exc.strerror}")
+    return VerifierError("OUTPUT_DISK_FULL", detail=f"{path}: {exc.strerror or os.strerror(errno.ENOSPC)}")
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -190,8 +200,9 @@ def open_output(path: Path | str, mode: str = "wb", perms: int = 0o600, *, follo
     try:
         yield out.fh
     except BaseException as exc:
+        full = is_disk_full(exc) or short_write_on_full_disk(exc, out.target.parent)
         out.discard()
-        if is_disk_full(exc):
+        if full:
             raise disk_full_error(out.path, exc) from None  # type: ignore[arg-type]
         raise
     out.commit()
