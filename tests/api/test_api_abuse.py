@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from apihelp import ID_KEY, make_keys, serve
+from test_api_roster_limits import server  # noqa: F401  (`verifier serve` in its own process)
 from store.conftest import pg_schema, pg_server  # noqa: F401  (the store tests' PostgreSQL fixtures)
 
 from api.keys import authenticate, create_key, revoke_key
@@ -243,3 +244,41 @@ def test_roster_cells_with_path_traversal_are_refused_rows(live: Live) -> None:
     assert out["counts"]["inserted"] == 1 and out["counts"]["rejected"] == 2, out
     assert [(row["line"], row["code"]) for row in out["rejected"]] == [(2, "ROSTER_KSH_INVALID"), (3, "ROSTER_KSH_INVALID")], out
     assert all(row["message_zh"] and row["message_en"] for row in out["rejected"])
+
+
+def test_oversized_multipart_fields_are_4xx_with_bounded_memory(server) -> None:
+    """Against `verifier serve` in its own process: a huge text field, thousands of fields or files, a huge
+    part header, a body over the cap; each a coded 4xx, the server's peak RSS barely moves, and it still serves."""
+    from test_api_roster_limits import ROSTER, _peak_rss_mb
+
+    client, headers, pid = server
+    url = f"/api/v1/students/{IN_SCOPE}/photos/admission"
+    boundary = "zz"
+
+    def multipart(parts: list[tuple[str, str | None, bytes]], extra_head: str = "") -> bytes:
+        out = b""
+        for name, filename, data in parts:
+            disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+            out += f"--{boundary}\r\nContent-Disposition: {disp}\r\n{extra_head}\r\n".encode() + data + b"\r\n"
+        return out + f"--{boundary}--\r\n".encode()
+
+    ctype = {"Content-Type": f"multipart/form-data; boundary={boundary}", **headers}
+    assert client.post("/api/v1/rosters", headers=headers, files={"file": ("r.csv", ROSTER, "text/csv")}).status_code == 200
+    before = _peak_rss_mb(pid)
+    cases = {
+        "1.5 MB text field": multipart([("note", None, b"a" * 1_500_000)]),
+        "5000 fields": multipart([(f"f{i}", None, b"x") for i in range(5000)]),
+        "2000 files": multipart([("file", f"{i}.jpg", b"x") for i in range(2000)]),
+        "60 KB part header": multipart([("file", "a.jpg", b"x")], extra_head="X-Pad: " + "p" * 60_000 + "\r\n"),
+        "3 MB file": multipart([("file", f"{IN_SCOPE}.jpg", b"\xff\xd8" + b"0" * 3_000_000)]),
+    }
+    answers = {}
+    for what, body in cases.items():
+        r = client.put(url, headers=ctype, content=body)
+        answers[what] = (r.status_code, r.json().get("code"))
+        assert 400 <= r.status_code < 500 and r.json()["code"] and r.json()["message_zh"], (what, r.status_code, r.text[:300])
+    assert answers.pop("3 MB file") == (413, "API_BODY_TOO_LARGE"), answers
+    assert set(answers.values()) == {(400, "API_MULTIPART_INVALID")}, answers
+    grown = _peak_rss_mb(pid) - before
+    assert grown < 60, f"peak RSS grew {grown:.0f} MB: {answers}"
+    assert client.get("/healthz").status_code == 200

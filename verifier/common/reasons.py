@@ -215,6 +215,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("API_DATE_OUT_OF_RANGE", _F, "日期超出允许范围（2000-01-01 至 2999-12-31）", "Date is outside the accepted range (2000-01-01 to 2999-12-31)", "api"),
     ReasonCode("API_HEADER_TIMEOUT", _F, "客户端发送请求头过慢，连接已关闭", "The client sent its request headers too slowly; connection closed", "api"),
     ReasonCode("API_BODY_TIMEOUT", _F, "客户端发送请求体过慢，连接已关闭", "The client sent its request body too slowly; connection closed", "api"),
+    ReasonCode("API_MULTIPART_INVALID", _F, "上传表单格式错误，或字段/文件数量、单个字段大小超出上限", "Upload form is malformed, or has too many fields or files, or a field that is too large", "api"),
     ReasonCode("API_AUTH_THROTTLED", _F, "无效密钥尝试过多，请稍后再试", "Too many refused API keys from this address or for this key; retry later", "api"),
     # Duplicate sweep
     ReasonCode("SWEEP_THRESHOLD_INVALID", _F, "重复人脸阈值无效（应在 0 与 1 之间）", "Duplicate-face threshold is invalid (between 0 and 1)", "sweep"),
