@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, db_url: str | None = None, pipe
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.add_middleware(TimeoutMiddleware, seconds=settings.api_timeout_s)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes, timeout_s=settings.api_body_timeout_s)
     app.add_middleware(AuthFirstMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(SecurityHeadersMiddleware)
