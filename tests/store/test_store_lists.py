@@ -47,8 +47,9 @@ def _population(db: Database, store: PhotoStore) -> None:
         # 3: admission photo fails the specification; graduate without graduation photo
         st = _student(s, 3)
         photos.add_photo(s, store, st, "admission", picture(3), check_status="fail", check_codes=["SPEC_TOO_SMALL"])
-        # 4: both photos, never compared
+        # 4: both photos, never compared (the one student of 朝阳学习中心)
         st = _student(s, 4)
+        st.centre = "朝阳学习中心"
         photos.add_photo(s, store, st, "admission", picture(4), check_status="pass")
         photos.add_photo(s, store, st, "graduation", picture(104), check_status="pass")
         # 5: compared, then a corrected graduation photo: the current pair is not compared
@@ -112,6 +113,10 @@ def test_each_student_is_on_the_lists_their_records_call_for(db: Database, store
         # under a pack no pair was compared with, every graduate with both photos is "not compared"
         assert _ksh(lists.not_compared(s, COLLEGE, "another-pack")) == [k(n) for n in (0, 4, 5, 6, 7, 8, 9)]
         assert lists.has_college(s, COLLEGE) and not lists.has_college(s, "无此学院")
+        # a 学习中心-scoped reader sees only that centre's students of the college
+        centre = {item.kind: _ksh(item) for item in lists.college_lists(s, COLLEGE, PACK, centres={"朝阳学习中心"})}
+        assert centre == {"missing_photo": [], "spec_failed": [], "in_review": [], "impersonation": [], "not_compared": [k(4)]}
+        assert lists.has_college(s, COLLEGE, {"朝阳学习中心"}) and not lists.has_college(s, OTHER, {"朝阳学习中心"})
 
 
 def test_cli_writes_a_sheet_per_list_with_chinese_headers(db: Database, db_url: str, store: PhotoStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

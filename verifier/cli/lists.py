@@ -16,12 +16,14 @@ def cmd_lists(args: argparse.Namespace) -> int:
     from verifier.store import export, lists
     from verifier.store.connect import open_database
 
-    database = open_database(args.db, settings=Settings.from_env())
+    settings = Settings.from_env()
+    pack = None if args.pack == "any" else (args.pack or settings.pack)
+    database = open_database(args.db, settings=settings)
     try:
         with database.session() as s:
             if not lists.has_college(s, args.college):
                 raise VerifierError("STORE_COLLEGE_UNKNOWN", detail=args.college)
-            found = lists.college_lists(s, args.college, args.pack)
+            found = lists.college_lists(s, args.college, pack)
     finally:
         database.dispose()
     if args.out:
@@ -40,6 +42,6 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("lists", help="学院名单 / a college's lists: missing or failing photos, in review, impersonation, not compared")
     p.add_argument("--college", required=True, help="学院 name as on the roster")
     p.add_argument("--out", default=None, help="XLSX file to write, a sheet per list (default: print them)")
-    p.add_argument("--pack", default=None, help="count a pair as compared only under this model pack (default: any pack)")
+    p.add_argument("--pack", default=None, help="count a pair as compared only under this model pack (default: the configured pack; any: under any pack)")
     p.add_argument("--db", default=None, help="database URL (default: $VERIFIER_DB, config, sqlite:///<home>/verifier.db)")
     p.set_defaults(func=cmd_lists)

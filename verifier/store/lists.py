@@ -11,7 +11,7 @@ Decisions recorded here because the issue is silent:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,14 @@ def _who(st: Student) -> list[Any]:
     return [st.ksh, st.student_no, st.name, st.id_masked, st.centre, st.intake, _STATUS_ZH.get(st.status, st.status)]
 
 
-def _students(college: str) -> Select[Any]:
-    return select(Student).where(Student.college == college, Student.status != "withdrawn")
+def _in(college: str, centres: Collection[str] | None) -> Any:
+    """The students of a 学院 on the rolls (not withdrawn), only those of `centres` when given (a 学习中心-scoped key)."""
+    clause = (Student.college == college) & (Student.status != "withdrawn")
+    return clause if centres is None else clause & Student.centre.in_(sorted(centres))
+
+
+def _students(college: str, centres: Collection[str] | None) -> Select[Any]:
+    return select(Student).where(_in(college, centres))
 
 
 def _current(kind: str) -> Any:
@@ -61,11 +67,11 @@ def _current(kind: str) -> Any:
     return photo, (photo.student_id == Student.id) & (photo.kind == kind) & photo.is_current.is_(True)
 
 
-def missing_photo(session: Session, college: str) -> NamedList:
+def missing_photo(session: Session, college: str, centres: Collection[str] | None = None) -> NamedList:
     """Students without a current admission photo, and graduates without a current graduation photo."""
     adm, adm_on = _current("admission")
     grad, grad_on = _current("graduation")
-    q = _students(college).add_columns(adm.id, grad.id).outerjoin(adm, adm_on).outerjoin(grad, grad_on).order_by(Student.ksh)
+    q = _students(college, centres).add_columns(adm.id, grad.id).outerjoin(adm, adm_on).outerjoin(grad, grad_on).order_by(Student.ksh)
     rows = []
     for st, adm_id, grad_id in session.execute(q):
         missing = [k for k, pid in (("admission", adm_id), ("graduation", grad_id if st.status == "graduated" else 1)) if pid is None]
@@ -74,10 +80,10 @@ def missing_photo(session: Session, college: str) -> NamedList:
     return NamedList("missing_photo", TITLES_ZH["missing_photo"], _WHO + ["缺少"], rows)
 
 
-def spec_failed(session: Session, college: str) -> NamedList:
+def spec_failed(session: Session, college: str, centres: Collection[str] | None = None) -> NamedList:
     """Current photos whose specification or quality check failed, with every reason in Chinese."""
     q = (
-        _students(college)
+        _students(college, centres)
         .add_columns(Photo)
         .join(Photo, (Photo.student_id == Student.id) & Photo.is_current.is_(True) & (Photo.check_status == "fail"))
         .order_by(Student.ksh, Photo.kind)
@@ -96,7 +102,7 @@ def _zh(code: str) -> str:
         return code
 
 
-def _touching(college: str) -> Select[Any]:
+def _touching(college: str, centres: Collection[str] | None) -> Select[Any]:
     """(case id, student id) for every case touching a student of the college, directly or as a group member."""
     direct = select(ReviewCase.id.label("case_id"), ReviewCase.student_id.label("student_id")).where(ReviewCase.student_id.is_not(None))
     members = select(CaseMember.case_id.label("case_id"), CaseMember.student_id.label("student_id"))
@@ -105,13 +111,13 @@ def _touching(college: str) -> Select[Any]:
         select(ReviewCase, Student)
         .join(pairs, pairs.c.case_id == ReviewCase.id)
         .join(Student, Student.id == pairs.c.student_id)
-        .where(Student.college == college, Student.status != "withdrawn")
+        .where(_in(college, centres))
     )
 
 
-def in_review(session: Session, college: str) -> NamedList:
+def in_review(session: Session, college: str, centres: Collection[str] | None = None) -> NamedList:
     """Students with an open or in-review case."""
-    q = _touching(college).where(ReviewCase.state != "resolved").order_by(Student.ksh, ReviewCase.id)
+    q = _touching(college, centres).where(ReviewCase.state != "resolved").order_by(Student.ksh, ReviewCase.id)
     rows = [
         _who(st) + [c.id, _CASE_TYPE_ZH.get(c.case_type, c.case_type), _STATE_ZH.get(c.state, c.state), c.assignee or "", _when(c.created_at)]
         for c, st in session.execute(q)
@@ -119,14 +125,14 @@ def in_review(session: Session, college: str) -> NamedList:
     return NamedList("in_review", TITLES_ZH["in_review"], _WHO + ["案件编号", "类型", "案件状态", "复核人", "立案时间"], rows)
 
 
-def impersonation(session: Session, college: str) -> NamedList:
+def impersonation(session: Session, college: str, centres: Collection[str] | None = None) -> NamedList:
     """Students a resolved case found to be 冒名顶替 (outcome impersonation)."""
-    q = _touching(college).where(ReviewCase.state == "resolved", ReviewCase.outcome == "impersonation").order_by(Student.ksh, ReviewCase.id)
+    q = _touching(college, centres).where(ReviewCase.state == "resolved", ReviewCase.outcome == "impersonation").order_by(Student.ksh, ReviewCase.id)
     rows = [_who(st) + [c.id, _CASE_TYPE_ZH.get(c.case_type, c.case_type), c.resolved_by or "", _when(c.resolved_at)] for c, st in session.execute(q)]
     return NamedList("impersonation", TITLES_ZH["impersonation"], _WHO + ["案件编号", "类型", "结案人", "结案时间"], rows)
 
 
-def not_compared(session: Session, college: str, pack_id: str | None = None) -> NamedList:
+def not_compared(session: Session, college: str, pack_id: str | None = None, centres: Collection[str] | None = None) -> NamedList:
     """Graduates with both current photos and no comparison of that pair (under pack_id, if given)."""
     adm, adm_on = _current("admission")
     grad, grad_on = _current("graduation")
@@ -134,7 +140,7 @@ def not_compared(session: Session, college: str, pack_id: str | None = None) -> 
     if pack_id:
         done = done & (Comparison.pack_id == pack_id)
     q = (
-        _students(college)
+        _students(college, centres)
         .where(Student.status == "graduated")
         .add_columns(adm, grad)
         .join(adm, adm_on)
@@ -146,19 +152,22 @@ def not_compared(session: Session, college: str, pack_id: str | None = None) -> 
     return NamedList("not_compared", TITLES_ZH["not_compared"], _WHO + ["毕业日期", "录取照片上传时间", "毕业照片上传时间"], rows)
 
 
-def has_college(session: Session, college: str) -> bool:
-    """Whether any student belongs to the 学院 (an unknown one is reported as such, not as five empty lists)."""
-    return session.scalar(select(exists().where(Student.college == college))) or False
+def has_college(session: Session, college: str, centres: Collection[str] | None = None) -> bool:
+    """Whether any student belongs to the 学院 (within `centres` when given): an unknown one is reported, not listed empty."""
+    clause = Student.college == college
+    if centres is not None:
+        clause = clause & Student.centre.in_(sorted(centres))
+    return session.scalar(select(exists().where(clause))) or False
 
 
-def college_lists(session: Session, college: str, pack_id: str | None = None) -> list[NamedList]:
-    """The five lists of one 学院, in LIST_KINDS order."""
+def college_lists(session: Session, college: str, pack_id: str | None = None, centres: Collection[str] | None = None) -> list[NamedList]:
+    """The five lists of one 学院 (only its students in `centres` when given), in LIST_KINDS order."""
     return [
-        missing_photo(session, college),
-        spec_failed(session, college),
-        in_review(session, college),
-        impersonation(session, college),
-        not_compared(session, college, pack_id),
+        missing_photo(session, college, centres),
+        spec_failed(session, college, centres),
+        in_review(session, college, centres),
+        impersonation(session, college, centres),
+        not_compared(session, college, pack_id, centres),
     ]
 
 
