@@ -12,7 +12,7 @@ from storehelp import picture
 from verifier.cli import main as cli
 from verifier.store import cases, comparisons, lists, photos
 from verifier.store.db import Database
-from verifier.store.models import CaseMember, Student
+from verifier.store.models import CaseMember, Student, utcnow
 from verifier.store.photostore import PhotoStore
 
 PACK = "sface-yunet-int8"
@@ -77,6 +77,16 @@ def _population(db: Database, store: PhotoStore) -> None:
         p9 = photos.current_photo(s, st9.id, "admission")
         group = cases.open_case(s, "duplicate_face", "duplicate", 9_009).case
         s.add(CaseMember(case_id=group.id, student_id=st9.id, photo_id=p9.id))
+        # 11 and 12: a group case resolved as impersonation in which the reviewer dismissed 12 (not the same person)
+        group = cases.open_case(s, "duplicate_face", "duplicate", 9_011).case
+        for n, verdict in ((11, "confirmed"), (12, "dismissed")):
+            st = _student(s, n)
+            _complete(s, store, st, n)
+            s.add(CaseMember(case_id=group.id, student_id=st.id, photo_id=photos.current_photo(s, st.id, "admission").id,
+                             outcome=verdict, decided_by="reviewer-a", decided_at=utcnow()))
+        s.flush()
+        cases.start_review(s, group.id, "reviewer-a")
+        cases.resolve(s, group.id, "impersonation", "reviewer-a")
         gone = _student(s, 10, graduated=False)
         gone.status = "withdrawn"
         # 20: another college, in every situation
@@ -104,14 +114,14 @@ def test_each_student_is_on_the_lists_their_records_call_for(db: Database, store
         assert found["spec_failed"].rows[0][7:11] == ["录取照片", "不合格", "SPEC_TOO_SMALL", lists._zh("SPEC_TOO_SMALL")]
         assert _ksh(found["in_review"]) == [k(6), k(6), k(9)]
         assert [row[9] for row in found["in_review"].rows] == ["待处理", "复核中", "待处理"]
-        assert _ksh(found["impersonation"]) == [k(7)]
+        assert _ksh(found["impersonation"]) == [k(7), k(11)]
         assert _ksh(found["not_compared"]) == [k(4), k(5)]
         # the ID number only masked
         assert all(row[3] == "1101**********123X" for item in found.values() for row in item.rows)
         other = {item.kind: _ksh(item) for item in lists.college_lists(s, OTHER)}
         assert other == {"missing_photo": [k(20)], "spec_failed": [k(20)], "in_review": [k(20)], "impersonation": [k(20)], "not_compared": []}
         # under a pack no pair was compared with, every graduate with both photos is "not compared"
-        assert _ksh(lists.not_compared(s, COLLEGE, "another-pack")) == [k(n) for n in (0, 4, 5, 6, 7, 8, 9)]
+        assert _ksh(lists.not_compared(s, COLLEGE, "another-pack")) == [k(n) for n in (0, 4, 5, 6, 7, 8, 9, 11, 12)]
         assert lists.has_college(s, COLLEGE) and not lists.has_college(s, "无此学院")
         # a 学习中心-scoped reader sees only that centre's students of the college
         centre = {item.kind: _ksh(item) for item in lists.college_lists(s, COLLEGE, PACK, centres={"朝阳学习中心"})}
@@ -128,7 +138,7 @@ def test_cli_writes_a_sheet_per_list_with_chinese_headers(db: Database, db_url: 
     assert wb.sheetnames == [lists.TITLES_ZH[k] for k in lists.LIST_KINDS]
     rows = {name: list(wb[name].iter_rows(values_only=True)) for name in wb.sheetnames}
     assert rows["缺少照片"][0][:4] == ("考生号", "学号", "姓名", "身份证号（脱敏）")
-    assert [r[0] for r in rows["身份复核未通过"][1:]] == ["21110101000007"]
+    assert [r[0] for r in rows["身份复核未通过"][1:]] == ["21110101000007", "21110101000011"]
     assert len(rows["尚未比对"]) == 3
     assert "尚未比对 not_compared: 2" in capsys.readouterr().out
 

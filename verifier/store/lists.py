@@ -5,7 +5,8 @@ Decisions recorded here because the issue is silent:
   photo only of graduates (status `graduated`).
 - "Not compared yet": a graduate with a current admission and a current graduation photo and no comparison
   row for that exact pair (under `pack_id` when given, under any pack otherwise).
-- A case touches a student through its `student_id` or, for a group case, through its members.
+- A case touches a student through its `student_id` or, for a group case, through its members; a group member the
+  reviewer dismissed (not the same person as the others) is not on the impersonation list. One row per case.
 - Only current photos count for the specification list; the 身份证号 appears masked, as in every export.
 """
 
@@ -102,10 +103,12 @@ def _zh(code: str) -> str:
         return code
 
 
-def _touching(college: str, centres: Collection[str] | None) -> Select[Any]:
-    """(case id, student id) for every case touching a student of the college, directly or as a group member."""
+def _touching(college: str, centres: Collection[str] | None, without_dismissed: bool = False) -> Select[Any]:
+    """(case, student) for every case touching a student of the college, directly or as a group member (dismissed ones left out on request)."""
     direct = select(ReviewCase.id.label("case_id"), ReviewCase.student_id.label("student_id")).where(ReviewCase.student_id.is_not(None))
     members = select(CaseMember.case_id.label("case_id"), CaseMember.student_id.label("student_id"))
+    if without_dismissed:
+        members = members.where(CaseMember.outcome.is_distinct_from("dismissed"))
     pairs = union(direct, members).subquery()
     return (
         select(ReviewCase, Student)
@@ -127,7 +130,7 @@ def in_review(session: Session, college: str, centres: Collection[str] | None = 
 
 def impersonation(session: Session, college: str, centres: Collection[str] | None = None) -> NamedList:
     """Students a resolved case found to be 冒名顶替 (outcome impersonation)."""
-    q = _touching(college, centres).where(ReviewCase.state == "resolved", ReviewCase.outcome == "impersonation").order_by(Student.ksh, ReviewCase.id)
+    q = _touching(college, centres, without_dismissed=True).where(ReviewCase.state == "resolved", ReviewCase.outcome == "impersonation").order_by(Student.ksh, ReviewCase.id)
     rows = [_who(st) + [c.id, _CASE_TYPE_ZH.get(c.case_type, c.case_type), c.resolved_by or "", _when(c.resolved_at)] for c, st in session.execute(q)]
     return NamedList("impersonation", TITLES_ZH["impersonation"], _WHO + ["案件编号", "类型", "结案人", "结案时间"], rows)
 
