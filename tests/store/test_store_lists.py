@@ -144,3 +144,10 @@ def test_cli_writes_a_sheet_per_list_with_chinese_headers(db: Database, db_url: 
 
     assert cli.main(["lists", "--college", "无此学院", "--db", db_url]) != 0
     assert "STORE_COLLEGE_UNKNOWN" in capsys.readouterr().err
+
+
+def test_cli_xlsx_to_standard_output_keeps_messages_off_it(db: Database, db_url: str, store: PhotoStore, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    _population(db, store)
+    assert cli.main(["lists", "--college", COLLEGE, "--db", db_url, "--out", "-"]) == 1
+    out, err = capfdbinary.readouterr()
+    assert out.startswith(b"PK") and "尚未比对 not_compared: 2".encode() in err

@@ -26,11 +26,12 @@ def cmd_lists(args: argparse.Namespace) -> int:
             found = lists.college_lists(s, args.college, pack)
     finally:
         database.dispose()
+    say = sys.stderr if args.out == "-" else sys.stdout  # the XLSX itself may be going to standard output
     if args.out:
         n = export.write_sheets(lists.sheets(found), args.out)
-        print(f"{n} rows -> {args.out}")
+        print(f"{n} rows -> {'standard output' if args.out == '-' else args.out}", file=say)
     for item in found:
-        print(f"{item.title_zh} {item.kind}: {len(item.rows)}")
+        print(f"{item.title_zh} {item.kind}: {len(item.rows)}", file=say)
         if not args.out:
             for row in item.rows:
                 print("  " + "\t".join("" if v is None else str(v) for v in row))
@@ -41,7 +42,7 @@ def register(subparsers: Any) -> None:
     """Add `lists` to the main parser."""
     p = subparsers.add_parser("lists", help="学院名单 / a college's lists: missing or failing photos, in review, impersonation, not compared")
     p.add_argument("--college", required=True, help="学院 name as on the roster")
-    p.add_argument("--out", default=None, help="XLSX file to write, a sheet per list (default: print them)")
+    p.add_argument("--out", default=None, help="XLSX file to write, a sheet per list, or - for standard output (default: print the lists)")
     p.add_argument("--pack", default=None, help="count a pair as compared only under this model pack (default: the configured pack; any: under any pack)")
     p.add_argument("--db", default=None, help="database URL (default: $VERIFIER_DB, config, sqlite:///<home>/verifier.db)")
     p.set_defaults(func=cmd_lists)
