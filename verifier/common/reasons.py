@@ -167,6 +167,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("STORE_DB_BUSY", _F, "数据库繁忙，多次重试后仍未完成", "Database stayed busy (locked) through every retry", "store"),
     ReasonCode("STORE_ID_KEY_INVALID", _F, "身份证号哈希密钥无效（至少 16 个字符）", "ID-number hash key is invalid (at least 16 characters)", "store"),
     ReasonCode("STORE_STUDENT_UNKNOWN", _F, "库中没有该考生号的学生", "No student with this 考生号 (exam number) in the database", "store"),
+    ReasonCode("STORE_COLLEGE_UNKNOWN", _F, "库中没有该学院的学生", "No student of this 学院 (college) in the database", "store"),
     ReasonCode("STORE_PHOTO_KIND_INVALID", _F, "照片类型无效（应为 admission 或 graduation）", "Photo kind is invalid (admission or graduation)", "store"),
     ReasonCode("STORE_PHOTO_FILE_MISSING", _F, "照片文件缺失", "Stored photo file is missing", "store"),
     ReasonCode("STORE_PHOTO_CHECKSUM_MISMATCH", _F, "照片文件内容与记录的 SHA-256 不符", "Stored photo file does not match its recorded SHA-256", "store"),
