@@ -26,7 +26,7 @@ from api.jobs import JobManager
 from api.limits import BodyLimitMiddleware, TimeoutMiddleware
 from api.metrics import MetricsMiddleware
 from api.security import AuthFirstMiddleware, SecurityHeadersMiddleware
-from api.routers import cases, exports, health, jobs, keys, photos, students, web
+from api.routers import cases, exports, health, jobs, keys, lists, photos, students, web
 from api.state import AppState
 
 log = logging.getLogger("api")
@@ -92,12 +92,12 @@ def create_app(settings: Settings | None = None, db_url: str | None = None, pipe
     app.add_api_route("/docs", _docs_page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.state.verifier = state
     problems.install(app)
-    for r in (health.router, photos.router, students.router, cases.router, jobs.router, exports.router, keys.router, web.router):
+    for r in (health.router, photos.router, students.router, cases.router, jobs.router, exports.router, keys.router, lists.router, web.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.add_middleware(TimeoutMiddleware, seconds=settings.api_timeout_s)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes, timeout_s=settings.api_body_timeout_s)
     app.add_middleware(AuthFirstMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(SecurityHeadersMiddleware)

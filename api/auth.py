@@ -20,7 +20,7 @@ from verifier.common.reasons import VerifierError
 from verifier.store.models import Student
 from verifier.store.students import get_student
 
-from api.keys import Principal, authenticate, hash_key
+from api.keys import Principal, authenticate, hash_key, public_prefix
 from api.problems import ApiProblem
 from api.state import AppState, get_state
 
@@ -29,6 +29,7 @@ header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API k
 
 ADMISSIONS, ACADEMIC, REVIEWER, ADMIN = "admissions", "academic_affairs", "reviewer", "admin"
 _WWW = {"WWW-Authenticate": 'Bearer realm="verifier"'}
+REFUSED = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED"})  # what counts as a refused key
 
 
 def principal(
@@ -41,21 +42,33 @@ def principal(
     verified = getattr(request.state, "principal", None)
     if isinstance(verified, Principal):
         return verified
-    return identify(state, (credentials.credentials if credentials else None) or api_key)
+    address = request.client.host if request.client else ""
+    return identify(state, (credentials.credentials if credentials else None) or api_key, address)
 
 
-def identify(state: AppState, presented: str | None) -> Principal:
-    """The principal of a presented key, verified (cached a few seconds); ApiProblem 401 with a reason code otherwise."""
+def identify(state: AppState, presented: str | None, address: str = "") -> Principal:
+    """The principal of a presented key, verified (cached under a second); ApiProblem 401 with a reason code otherwise.
+
+    A key refused for being wrong, expired or revoked counts against its client address and key prefix;
+    once either is over its limit the answer is 429 API_AUTH_THROTTLED without looking the key up.
+    """
     if not presented:
         raise ApiProblem("API_KEY_MISSING", headers=_WWW)
     digest = hash_key(presented)
     cached = state.cached_principal(digest)
     if cached is not None:
         return cached
+    prefix = public_prefix(presented)
+    throttled = state.throttle.check(address, prefix)
+    if throttled is not None:
+        raise ApiProblem("API_AUTH_THROTTLED", f"too many refused keys for this {throttled.bucket}",
+                         headers={"Retry-After": str(throttled.retry_after_s)}, bucket=throttled.bucket)
     try:
         with state.database().session() as s:
             who = authenticate(s, presented)
     except VerifierError as exc:
+        if exc.reason.code in REFUSED:
+            state.throttle.refused(address, prefix, exc.reason.code)
         raise ApiProblem(exc.reason.code, headers=_WWW) from None
     state.remember_principal(digest, who)
     return who

@@ -166,13 +166,26 @@ def key_state(row: ApiKey, now: dt.datetime | None = None) -> str:
     return "active"
 
 
-def authenticate(session: Session, presented: str) -> Principal:
-    """The principal of a presented key, or VerifierError API_KEY_INVALID / _EXPIRED / _REVOKED."""
+def public_prefix(presented: str) -> str | None:
+    """The public prefix of a well-formed key (`vfk_<prefix>_<secret>`), None for anything else."""
     parts = presented.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12:
+        return None
+    return parts[1]
+
+
+def authenticate(session: Session, presented: str) -> Principal:
+    """The principal of a presented key, or VerifierError API_KEY_INVALID / _EXPIRED / _REVOKED.
+
+    The row is found by the SHA-256 of the whole key, never by its prefix: a wrong key costs one index
+    probe for a random digest however much of it is right, so its timing tells nothing.
+    """
+    prefix = public_prefix(presented)
+    if prefix is None:
         raise VerifierError("API_KEY_INVALID")
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if row is None or not hmac.compare_digest(row.secret_hash, hash_key(presented)):
+    digest = hash_key(presented)
+    row = session.scalar(select(ApiKey).where(ApiKey.secret_hash == digest))
+    if row is None or not (hmac.compare_digest(row.secret_hash, digest) and hmac.compare_digest(row.prefix, prefix)):
         raise VerifierError("API_KEY_INVALID")
     state = key_state(row)
     if state == "revoked":

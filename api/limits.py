@@ -21,8 +21,12 @@ from api.problems import PROBLEM, ApiProblem, problem_body
 T = TypeVar("T")
 
 
-class BodyTooLarge(Exception):
-    """The request body grew past the cap while it was being read."""
+class BodyRefused(Exception):
+    """The request body grew past the cap, or did not arrive in time, while it was being read."""
+
+    def __init__(self, code: str, **extra: Any):
+        self.code, self.extra = code, extra
+        super().__init__(code)
 
 
 async def _send_problem(send: Send, code: str, status: int, path: str, headers: dict[str, str] | None = None, detail: str = "", **extra: Any) -> None:
@@ -34,15 +38,18 @@ async def _send_problem(send: Send, code: str, status: int, path: str, headers: 
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over `max_bytes`: by Content-Length before reading, else while streaming (413)."""
+    """Refuse bodies over `max_bytes` (413: by Content-Length before reading, else while streaming) and bodies
+    that take longer than `timeout_s` to arrive once the app starts reading them (408: a trickling client
+    would otherwise hold its connection and a worker for as long as it likes)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 20.0):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
         for k, v in scope.get("headers", ()):
             if k == b"content-length":
                 try:
@@ -50,27 +57,43 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes:
-                    await _send_problem(send, "API_BODY_TOO_LARGE", 413, scope.get("path", ""), measured=declared, limit=self.max_bytes)
+                    await _send_problem(send, "API_BODY_TOO_LARGE", 413, path, measured=declared, limit=self.max_bytes)
                     return
         seen = 0
-        started = over = False
+        started = body_done = False
+        refused: BodyRefused | None = None
+        deadline: float | None = None
 
         async def counted() -> Message:
-            nonlocal seen, over
-            msg = await receive()
+            nonlocal seen, refused, deadline, body_done
+            if body_done:  # later reads wait for the disconnect, which has no deadline
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.timeout_s
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                refused = BodyRefused("API_BODY_TIMEOUT", measured=seen, limit=self.timeout_s)
+                raise refused from None
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
+                body_done = not msg.get("more_body", False)
                 if seen > self.max_bytes:
-                    over = True
-                    raise BodyTooLarge()
+                    refused = BodyRefused("API_BODY_TOO_LARGE", measured=seen, limit=self.max_bytes)
+                    raise refused
             return msg
+
+        async def answer(problem: BodyRefused) -> None:
+            status = 408 if problem.code == "API_BODY_TIMEOUT" else 413
+            headers = {"Connection": "close"} if status == 408 else None
+            await _send_problem(send, problem.code, status, path, headers, **problem.extra)
 
         async def watch(msg: Message) -> None:
             nonlocal started
-            if over:  # whatever the app made of the aborted body (FastAPI: a 400), the answer is 413
+            if refused is not None:  # whatever the app made of the aborted body (FastAPI: a 400), the answer is ours
                 if msg["type"] == "http.response.start" and not started:
                     started = True
-                    await _send_problem(send, "API_BODY_TOO_LARGE", 413, scope.get("path", ""), measured=seen, limit=self.max_bytes)
+                    await answer(refused)
                 return
             if msg["type"] == "http.response.start":
                 started = True
@@ -78,9 +101,9 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, counted, watch)
-        except BodyTooLarge:
+        except BodyRefused as exc:
             if not started:
-                await _send_problem(send, "API_BODY_TOO_LARGE", 413, scope.get("path", ""), measured=seen, limit=self.max_bytes)
+                await answer(exc)
 
 
 class TimeoutMiddleware:

@@ -23,6 +23,8 @@ class Metrics:
         self.in_flight = Gauge("verifier_inference_in_flight", "Inferences running now", registry=r)
         self.busy = Counter("verifier_inference_refused_total", "Requests refused with 503 because slots and queue were full", registry=r)
         self.decisions = Counter("verifier_decisions_total", "Decisions made through the API by kind and value", ["kind", "value"], registry=r)
+        self.auth_failures = Counter("verifier_auth_failures_total", "Presented API keys refused, by reason code", ["code"], registry=r)
+        self.auth_throttled = Counter("verifier_auth_throttled_total", "Requests answered 429 because too many keys were refused, by window", ["bucket"], registry=r)
         self.ready = Gauge("verifier_ready", "1 when models are loaded and the database answers", registry=r)
 
     def limiter_changed(self, running: int, waiting: int) -> None:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from verifier.common.reasons import REASONS, Reason, VerifierError, reason
 from verifier.store.db import is_server_away
@@ -33,6 +34,7 @@ STATUS: dict[str, int] = {
     "API_KEY_UNKNOWN": 404,
     "API_JOB_UNKNOWN": 404,
     "STORE_STUDENT_UNKNOWN": 404,
+    "STORE_COLLEGE_UNKNOWN": 404,
     "STORE_CASE_UNKNOWN": 404,
     "STORE_CASE_MEMBER_UNKNOWN": 404,
     "API_METHOD_NOT_ALLOWED": 405,
@@ -41,10 +43,13 @@ STATUS: dict[str, int] = {
     "API_CASE_CLAIMED": 409,
     "STORE_CASE_TRANSITION_INVALID": 409,
     "STORE_PHOTO_PURGED": 410,
+    "API_BODY_TIMEOUT": 408,
     "API_BODY_TOO_LARGE": 413,
+    "API_MULTIPART_INVALID": 400,
     "FILE_TOO_LARGE_TO_READ": 413,
     "ROSTER_TOO_LARGE": 413,
     "ROSTER_UNZIPPED_TOO_LARGE": 413,
+    "API_AUTH_THROTTLED": 429,
     "API_INTERNAL_ERROR": 500,
     "CHECK_INTERNAL_ERROR": 500,
     "STORE_PHOTO_FILE_MISSING": 500,
@@ -152,6 +157,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "API_NOT_FOUND", 405: "API_METHOD_NOT_ALLOWED", 413: "API_BODY_TOO_LARGE"}.get(exc.status_code, "API_REQUEST_INVALID")
+        if isinstance(exc.__context__, MultiPartException):  # the form parser's own limits (fields, files, part size)
+            code = "API_MULTIPART_INVALID"
         status = max(exc.status_code, 400)
         return problem_response(code, status, str(exc.detail)[:300] if exc.detail else "", request.url.path, dict(exc.headers or {}))
 

@@ -183,3 +183,20 @@ class Ready(BaseModel):
     database: bool
     models: bool
     pack: str | None
+
+
+class CollegeListOut(BaseModel):
+    """One of a 学院's lists: kind, Chinese title, Chinese headers, rows (身份证号 masked)."""
+
+    kind: str
+    title_zh: str
+    headers: list[str]
+    rows: list[list[str | int | float | None]]
+
+
+class CollegeListsOut(BaseModel):
+    """A 学院's five lists (missing photo, failing photo, in review, impersonation, not compared)."""
+
+    college: str
+    pack: str
+    lists: list[CollegeListOut]

@@ -32,6 +32,12 @@ def presented_key(scope: Scope) -> str | None:
     return bearer or header
 
 
+def client_address(scope: Scope) -> str:
+    """The peer's address as the server saw it (behind a proxy, uvicorn's --forwarded-allow-ips sets it)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
 class AuthFirstMiddleware:
     """Verify the API key of every protected request before the app (and so before any body is read)."""
 
@@ -46,9 +52,9 @@ class AuthFirstMiddleware:
 
         state = scope["app"].state.verifier
         try:
-            who = await run_in_threadpool(identify, state, presented_key(scope))
+            who = await run_in_threadpool(identify, state, presented_key(scope), client_address(scope))
         except ApiProblem as exc:
-            await _send_problem(send, exc.code, exc.status, scope.get("path", ""), exc.headers, exc.detail)
+            await _send_problem(send, exc.code, exc.status, scope.get("path", ""), exc.headers, exc.detail, **exc.extra)
             return
         scope.setdefault("state", {})["principal"] = who
         await self.app(scope, receive, send)

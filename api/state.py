@@ -17,6 +17,7 @@ from verifier.store.photostore import PhotoStore
 
 from api.limits import InferenceLimiter
 from api.metrics import Metrics
+from api.throttle import AuthThrottle
 from api.problems import ApiProblem
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
     from api.jobs import JobManager
     from api.keys import Principal
-
-KEY_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -36,6 +35,7 @@ class AppState:
     db_url: str
     metrics: Metrics
     limiter: InferenceLimiter
+    throttle: AuthThrottle
     db: Database | None = None
     pipeline: Pipeline | None = None
     jobs: JobManager | None = None
@@ -50,7 +50,8 @@ class AppState:
         metrics = Metrics()
         slots = settings.api_inference_slots or cpu_count()
         limiter = InferenceLimiter(slots, settings.api_inference_queue, settings.api_retry_after_s, metrics.limiter_changed)
-        return cls(settings, db_url, metrics, limiter)
+        throttle = AuthThrottle(settings.api_auth_fail_per_address, settings.api_auth_fail_per_prefix, settings.api_auth_fail_window_s, metrics)
+        return cls(settings, db_url, metrics, limiter, throttle)
 
     @property
     def store(self) -> PhotoStore:
@@ -84,10 +85,10 @@ class AppState:
         return {"ready": ready, "database": db_ok, "models": models, "pack": self.pipeline.pack.id if models else None}
 
     def cached_principal(self, digest: str) -> Principal | None:
-        """A key verified less than KEY_CACHE_SECONDS ago (saves a database read per request)."""
+        """A key verified less than settings.api_key_cache_s ago (saves a database read per request under load)."""
         with self._lock:
             hit = self._keys.get(digest)
-            if hit is None or time.monotonic() - hit[0] > KEY_CACHE_SECONDS:
+            if hit is None or time.monotonic() - hit[0] > self.settings.api_key_cache_s:
                 self._keys.pop(digest, None)
                 return None
             return hit[1]

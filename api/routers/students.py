@@ -18,7 +18,7 @@ from verifier.batch.runner import CASE_FOR, STORE_DECISION, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
 from verifier.common.reasons import REASONS, Severity
 from verifier.photos.roster import RosterLimits, load_roster
-from verifier.photos.spec import display_name
+from verifier.photos.spec import display_name, ksh_from_name
 from verifier.store import audit, embeddings
 from verifier.store.cases import open_case
 from verifier.store.comparisons import latest_for_student, record_comparison
@@ -161,6 +161,9 @@ async def upload_photo(
     await run_db(find)
     pipeline = state.require_pipeline()
     name = file.filename or f"{ksh}.jpg"
+    named = ksh_from_name(name, state.profiles["admission"])  # a name that is a 考生号 must be this student's
+    if named is not None and named != ksh:
+        raise ApiProblem("FILE_NAME_OTHER_STUDENT", "the file is named for a different 考生号 than the student it is uploaded to")
     t0 = time.perf_counter()
     work = (await state.limiter.run(process_chunk, [PhotoJob(ksh, kind.value, name, data)]))[0]
     state.metrics.inference.labels("upload").observe(time.perf_counter() - t0)

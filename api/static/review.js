@@ -16,6 +16,8 @@
       members: "组内全部学生", matrix: "两两相似度", save_members: "提交成员结论", v_confirmed: "同一人", v_dismissed: "排除", v_none: "未定",
       group_hint: "逐一判断：“同一人”表示与其他标为同一人的学生是同一个人；“排除”表示与组内其他人都不是同一人。全部判断后案件自动结案。",
       pick_one: "请至少为一名学生选择结论",
+      lists: "学院名单", back_queue: "返回队列", show_lists: "查看名单", download_xlsx: "下载 XLSX", none_listed: "无",
+      l_missing_photo: "缺少照片", l_spec_failed: "照片不合规", l_in_review: "复核中", l_impersonation: "身份复核未通过", l_not_compared: "尚未比对",
     },
     en: {
       title: "Identity review", signout: "Sign out", key: "Reviewer API key", signin: "Sign in", state: "State", type: "Type", all: "All",
@@ -31,6 +33,8 @@
       members: "Every student in the group", matrix: "Pairwise scores", save_members: "Save member verdicts", v_confirmed: "Same person", v_dismissed: "Not the same", v_none: "undecided",
       group_hint: "Decide each student: 'Same person' means the same person as the others marked so; 'Not the same' means nobody else in the group. The case closes when every student has a verdict.",
       pick_one: "Choose a verdict for at least one student",
+      lists: "College lists", back_queue: "Back to queue", show_lists: "Show lists", download_xlsx: "Download XLSX", none_listed: "none",
+      l_missing_photo: "Missing photo", l_spec_failed: "Photo fails the specification", l_in_review: "In review", l_impersonation: "Failed identity re-review", l_not_compared: "Not compared yet",
     },
   };
   const $ = (id) => document.getElementById(id);
@@ -38,6 +42,7 @@
   let key = sessionStorage.getItem("key") || "";
   let current = null;
   let blobs = [];
+  let colleges = [];
   const t = (k) => (T[lang][k] ?? k);
 
   function applyLang() {
@@ -62,8 +67,9 @@
   }
 
   function show(view) {
-    for (const v of ["signin-view", "queue-view", "case-view"]) $(v).hidden = v !== view;
+    for (const v of ["signin-view", "queue-view", "case-view", "lists-view"]) $(v).hidden = v !== view;
     $("signout").hidden = view === "signin-view";
+    $("to-lists").hidden = view === "signin-view";
   }
 
   async function signIn(candidate) {
@@ -72,6 +78,7 @@
       const me = await (await api("/api/v1/me")).json();
       if (me.role !== "reviewer") { key = ""; status(t("need_reviewer")); return; }
       sessionStorage.setItem("key", key);
+      colleges = me.scopes.filter((s) => !s.startsWith("学习中心:"));
       $("who").textContent = `${me.name}` + (me.scopes.length ? ` (${me.scopes.join(", ")})` : "");
       status("");
       await loadQueue();
@@ -242,14 +249,60 @@
     if (nxt) { await openCase(nxt.id); } else { current = null; await loadQueue(); status(t("done"), true); }
   }
 
+  function listsCollege() { return $("l-college").value.trim(); }
+
+  // A 学院's five lists (from /api/v1/lists/{college}): one titled table each, with the server's Chinese headers.
+  async function loadLists() {
+    const box = $("lists-tables"); box.replaceChildren();
+    const college = listsCollege();
+    if (!college) return;
+    try {
+      const data = await (await api("/api/v1/lists/" + encodeURIComponent(college))).json();
+      for (const item of data.lists) {
+        const sec = document.createElement("section"); sec.className = "college-list"; sec.dataset.kind = item.kind;
+        sec.appendChild(cell("h3", `${t("l_" + item.kind)} (${item.rows.length})`));
+        if (item.rows.length) {
+          const table = document.createElement("table");
+          const hr = document.createElement("tr"); item.headers.forEach((h) => hr.appendChild(cell("th", h)));
+          const head = document.createElement("thead"); head.appendChild(hr); table.appendChild(head);
+          const body = document.createElement("tbody");
+          for (const row of item.rows) { const tr = document.createElement("tr"); row.forEach((v) => tr.appendChild(cell("td", v))); body.appendChild(tr); }
+          table.appendChild(body); sec.appendChild(table);
+        } else sec.appendChild(cell("p", t("none_listed"), "hint"));
+        box.appendChild(sec);
+      }
+      status("");
+    } catch (e) { status(e.message); if (e.status === 401) signOut(); }
+  }
+
+  async function downloadLists() {
+    const college = listsCollege();
+    if (!college) return;
+    try {
+      const blob = await (await api("/api/v1/lists/" + encodeURIComponent(college) + "/xlsx")).blob();
+      const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = `${college}-名单.xlsx`;
+      document.body.appendChild(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    } catch (e) { status(e.message); }
+  }
+
+  function openLists() {
+    current = null; show("lists-view");
+    if (!listsCollege() && colleges.length) $("l-college").value = colleges[0];
+    loadLists();
+  }
+
   function signOut() { key = ""; current = null; sessionStorage.removeItem("key"); $("who").textContent = ""; show("signin-view"); }
 
   document.addEventListener("DOMContentLoaded", () => {
     applyLang();
-    $("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; sessionStorage.setItem("lang", lang); applyLang(); if (current) openCase(current.id); else if (key) loadQueue(); });
+    $("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; sessionStorage.setItem("lang", lang); applyLang(); if (current) openCase(current.id); else if (!$("lists-view").hidden) loadLists(); else if (key) loadQueue(); });
     $("signin-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("key").value.trim()); $("key").value = ""; });
     $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadQueue(); });
     $("signout").addEventListener("click", signOut);
+    $("to-lists").addEventListener("click", openLists);
+    $("lists-back").addEventListener("click", () => loadQueue());
+    $("lists-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadLists(); });
+    $("lists-xlsx").addEventListener("click", downloadLists);
     $("back").addEventListener("click", () => { current = null; loadQueue(); });
     document.querySelectorAll(".actions button").forEach((b) => b.addEventListener("click", () => decide(b.dataset.outcome)));
     $("members-submit").addEventListener("click", decideMembers);

@@ -25,6 +25,9 @@ ROLES = ("admissions", "academic_affairs", "reviewer", "admin")
 SCOPE = "文学院"
 ID_KEY = "test-id-key-0123456789abcdef"
 _subjects = itertools.count(1_000_000)
+# The role and scope matrices and the fuzzer send hundreds of wrong keys from one client on purpose:
+# their apps get refused-key windows too wide to fill (test_api_abuse.py tests the real limits).
+UNTHROTTLED: dict[str, Any] = {"api_auth_fail_per_address": 1_000_000, "api_auth_fail_per_prefix": 1_000_000}
 
 
 @dataclass
@@ -103,7 +106,7 @@ def open_env(home: Path, cache_dir: Path, pipeline: Any, db_url: str | None = No
     from api.app import create_app
     from verifier.store.schema import upgrade
 
-    settings = Settings(home=home, cache_dir=cache_dir, id_key=ID_KEY, **settings_kw)
+    settings = Settings(home=home, cache_dir=cache_dir, id_key=ID_KEY, **{**UNTHROTTLED, **settings_kw})
     url = db_url or settings.resolve_db_url()
     upgrade(url)
     db = open_database(url)
@@ -114,14 +117,18 @@ def open_env(home: Path, cache_dir: Path, pipeline: Any, db_url: str | None = No
     return Env(ctx, db, settings, plain, scoped), client
 
 
-def serve(app: Any) -> tuple[httpx.Client, Callable[[], None]]:
-    """Run an app under uvicorn on 127.0.0.1:<free port> in a thread; returns a client and a stop function."""
+def serve(app: Any, settings: Settings | None = None) -> tuple[httpx.Client, Callable[[], None]]:
+    """Run an app under uvicorn on 127.0.0.1:<free port> in a thread (with `verifier serve`'s config when given
+    settings); returns a client and a stop function."""
     import uvicorn
+
+    from api.server import uvicorn_config
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn_config(app, settings, "127.0.0.1", port, "warning") if settings else uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)

@@ -28,7 +28,7 @@ class Endpoint:
     path: Callable[[Env, str, int], str]
     roles: tuple[str, ...]
     ok: int
-    scope: str  # "student": out-of-scope target answers 404; "filter": a filter outside scope answers 403; "roster": rows refused; "whole": scoped keys 403; "none"
+    scope: str  # "student": out-of-scope target answers 404; "college": another 学院 answers 404 like an unknown one; "filter": a filter outside scope answers 403; "roster": rows refused; "whole": scoped keys 403; "none"
     kw: Callable[[Env, str], dict[str, Any]] = lambda e, k: {}
     filter_path: Callable[[Env], str] | None = None
 
@@ -37,6 +37,14 @@ def _photo(env: Env, ksh: str) -> tuple[str, bytes, str]:
     path = env.cohort.admission_dir / f"{ksh}.jpg"
     data = (path if path.exists() else env.cohort.admission_dir / f"{env.inside[0]}.jpg").read_bytes()
     return (f"{ksh}.jpg", data, "image/jpeg")
+
+
+def _college(env: Env, ksh: str) -> str:
+    """The 学院 of a cohort student, from the roster file."""
+    import csv
+
+    with open(env.cohort.roster, encoding="utf-8-sig", newline="") as fh:
+        return next(row["学院"] for row in csv.DictReader(fh) if row["考生号"] == ksh)
 
 
 def _roster(env: Env, ksh: str) -> dict[str, Any]:
@@ -75,6 +83,8 @@ ENDPOINTS = [
     Endpoint("job_cancel", "POST", lambda e, k, c: "/api/v1/jobs/abc123/cancel", ("academic_affairs",), 404, "none"),
     Endpoint("export", "GET", lambda e, k, c: "/api/v1/exports/students?format=csv", ("academic_affairs",), 200, "filter",
              filter_path=lambda e: "/api/v1/exports/students?format=csv&college=计算机学院"),
+    Endpoint("lists", "GET", lambda e, k, c: f"/api/v1/lists/{_college(e, k)}", ROLES, 200, "college"),
+    Endpoint("lists_xlsx", "GET", lambda e, k, c: f"/api/v1/lists/{_college(e, k)}/xlsx", ROLES, 200, "college"),
     Endpoint("keys", "GET", lambda e, k, c: "/api/v1/keys", ("admin",), 200, "none"),
     Endpoint("key_create", "POST", lambda e, k, c: "/api/v1/keys", ("admin",), 201, "none", lambda e, k: {"json": {"role": "reviewer", "name": "新复核人"}}),
     Endpoint("key_revoke", "POST", lambda e, k, c: "/api/v1/keys/999999/revoke", ("admin",), 404, "none"),
@@ -128,6 +138,10 @@ def test_out_of_scope(env: Env, ep: Endpoint) -> None:
         _problem(_call(env, ep, headers, outsider, case_id), 404, "STORE_CASE_UNKNOWN" if "/cases/" in ep.path(env, "x", 1) else "STORE_STUDENT_UNKNOWN")
         missing = _call(env, ep, headers, "20999999999999", 999_999)
         assert missing.status_code == 404 and missing.json()["code"] in ("STORE_STUDENT_UNKNOWN", "STORE_CASE_UNKNOWN")
+    elif ep.scope == "college":
+        other = _problem(_call(env, ep, headers, outsider, case_id), 404, "STORE_COLLEGE_UNKNOWN")
+        unknown = env.client.request(ep.method, ep.path(env, outsider, case_id).replace(_college(env, outsider), "无此学院"), headers=env.h(role))
+        assert _problem(unknown, 404, "STORE_COLLEGE_UNKNOWN")["detail"] == other["detail"]
     elif ep.scope == "filter":
         assert ep.filter_path is not None
         _problem(env.client.request(ep.method, ep.filter_path(env), headers=headers), 403, "API_SCOPE_FORBIDDEN")
@@ -146,7 +160,7 @@ def test_out_of_scope(env: Env, ep: Endpoint) -> None:
 @pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: e.name)
 def test_right_role(env: Env, ep: Endpoint) -> None:
     for role in ep.roles:
-        for scoped in (False, True) if ep.scope in ("student", "filter") else (False,):
+        for scoped in (False, True) if ep.scope in ("student", "filter", "college") else (False,):
             case_id = env.new_case(env.inside[0])
             r = _call(env, ep, env.h(role, scoped), env.inside[0], case_id)
             if ep.name == "sweep" and r.status_code == 409:  # a sweep started by an earlier test is still running

@@ -69,6 +69,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("FILE_TOO_LARGE_TO_READ", _F, "文件过大，拒绝读取", "File is too large to read safely", "file"),
     ReasonCode("FILE_NAME_NOT_UTF8", _F, "文件名不是有效的 UTF-8 编码", "File name is not valid UTF-8", "file"),
     ReasonCode("FILE_NAME_UNSAFE", _F, "文件名包含路径穿越或非法字符", "File name contains path traversal or illegal characters", "file"),
+    ReasonCode("FILE_NAME_OTHER_STUDENT", _F, "文件名是另一名学生的考生号，与上传目标不符", "File name is another student's candidate number (考生号), not the one uploaded to", "file"),
     # Decoding images
     ReasonCode("IMAGE_NOT_IMAGE", _F, "文件内容不是图片", "File content is not an image", "decode"),
     ReasonCode("IMAGE_FORMAT_UNSUPPORTED", _F, "图片格式不受支持（仅支持 JPEG、PNG）", "Image format not supported (JPEG and PNG only)", "decode"),
@@ -167,6 +168,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("STORE_DB_BUSY", _F, "数据库繁忙，多次重试后仍未完成", "Database stayed busy (locked) through every retry", "store"),
     ReasonCode("STORE_ID_KEY_INVALID", _F, "身份证号哈希密钥无效（至少 16 个字符）", "ID-number hash key is invalid (at least 16 characters)", "store"),
     ReasonCode("STORE_STUDENT_UNKNOWN", _F, "库中没有该考生号的学生", "No student with this 考生号 (exam number) in the database", "store"),
+    ReasonCode("STORE_COLLEGE_UNKNOWN", _F, "库中没有该学院的学生", "No student of this 学院 (college) in the database", "store"),
     ReasonCode("STORE_PHOTO_KIND_INVALID", _F, "照片类型无效（应为 admission 或 graduation）", "Photo kind is invalid (admission or graduation)", "store"),
     ReasonCode("STORE_PHOTO_FILE_MISSING", _F, "照片文件缺失", "Stored photo file is missing", "store"),
     ReasonCode("STORE_PHOTO_CHECKSUM_MISMATCH", _F, "照片文件内容与记录的 SHA-256 不符", "Stored photo file does not match its recorded SHA-256", "store"),
@@ -214,6 +216,9 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("API_KEY_EXPIRY_INVALID", _F, "密钥到期日须晚于当前时间且不超过 2999-12-31", "Key expiry must lie in the future and no later than 2999-12-31", "api"),
     ReasonCode("API_DATE_OUT_OF_RANGE", _F, "日期超出允许范围（2000-01-01 至 2999-12-31）", "Date is outside the accepted range (2000-01-01 to 2999-12-31)", "api"),
     ReasonCode("API_HEADER_TIMEOUT", _F, "客户端发送请求头过慢，连接已关闭", "The client sent its request headers too slowly; connection closed", "api"),
+    ReasonCode("API_BODY_TIMEOUT", _F, "客户端发送请求体过慢，连接已关闭", "The client sent its request body too slowly; connection closed", "api"),
+    ReasonCode("API_MULTIPART_INVALID", _F, "上传表单格式错误，或字段/文件数量、单个字段大小超出上限", "Upload form is malformed, or has too many fields or files, or a field that is too large", "api"),
+    ReasonCode("API_AUTH_THROTTLED", _F, "无效密钥尝试过多，请稍后再试", "Too many refused API keys from this address or for this key; retry later", "api"),
     # Duplicate sweep
     ReasonCode("SWEEP_THRESHOLD_INVALID", _F, "重复人脸阈值无效（应在 0 与 1 之间）", "Duplicate-face threshold is invalid (between 0 and 1)", "sweep"),
     ReasonCode("SWEEP_OUT_UNWRITABLE", _F, "重复人脸筛查报告文件夹无法创建或写入", "The duplicate-sweep report folder cannot be created or written", "sweep"),

@@ -55,6 +55,15 @@ class Settings:
     api_keep_alive_s: int = 5
     api_max_header_bytes: int = 16 * 1024
     api_header_timeout_s: float = 10.0
+    # Seconds a client may take to send a request body once its head is in (a trickling upload gets 408).
+    api_body_timeout_s: float = 20.0
+    # Refused API keys allowed per client address and per key prefix in a moving window, then 429 for the
+    # window's rest; a verified key is trusted from memory for api_key_cache_s only, so a revocation or
+    # expiry made anywhere (CLI, another worker) takes hold within that time.
+    api_auth_fail_per_address: int = 30
+    api_auth_fail_per_prefix: int = 10
+    api_auth_fail_window_s: int = 60
+    api_key_cache_s: float = 0.5
     # Rosters (CSV and XLSX, CLI and API alike): file size, XLSX bytes once unzipped, shared strings,
     # rows, columns and characters per cell; a roster over any of them is refused before it is parsed.
     roster_max_file_bytes: int = 64 * 1024 * 1024
@@ -172,6 +181,11 @@ _TYPED_ENV: tuple[tuple[str, str, type], ...] = (
     ("VERIFIER_API_KEEP_ALIVE", "api_keep_alive_s", int),
     ("VERIFIER_API_MAX_HEADER", "api_max_header_bytes", int),
     ("VERIFIER_API_HEADER_TIMEOUT", "api_header_timeout_s", float),
+    ("VERIFIER_API_BODY_TIMEOUT", "api_body_timeout_s", float),
+    ("VERIFIER_API_AUTH_FAIL_PER_ADDRESS", "api_auth_fail_per_address", int),
+    ("VERIFIER_API_AUTH_FAIL_PER_PREFIX", "api_auth_fail_per_prefix", int),
+    ("VERIFIER_API_AUTH_FAIL_WINDOW", "api_auth_fail_window_s", int),
+    ("VERIFIER_API_KEY_CACHE", "api_key_cache_s", float),
     ("VERIFIER_ROSTER_MAX_BYTES", "roster_max_file_bytes", int),
     ("VERIFIER_ROSTER_MAX_UNZIPPED", "roster_max_unzipped_bytes", int),
     ("VERIFIER_ROSTER_MAX_STRINGS", "roster_max_strings", int),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,11 @@ def write(tbl: Table, fmt: str, out: Path | str) -> int:
             n += 1
         write_output(out, ("\ufeff" + buf.getvalue()).encode("utf-8"))
         return n
+    return write_sheets([("导出", tbl)], out)
+
+
+def write_sheets(named: Iterable[tuple[str, Table]], out: Path | str) -> int:
+    """Write tables as the sheets of one XLSX (bold, frozen Chinese header row), atomically 0600; returns the data rows."""
     import io
 
     from openpyxl import Workbook
@@ -179,17 +184,19 @@ def write(tbl: Table, fmt: str, out: Path | str) -> int:
     from openpyxl.styles import Font
 
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet("导出")
-    ws.freeze_panes = "A2"
-    header = []
-    for h in tbl.headers:
-        cell = WriteOnlyCell(ws, value=h)
-        cell.font = Font(bold=True)
-        header.append(cell)
-    ws.append(header)
-    for row in tbl.rows:
-        ws.append([safe_cell(v) for v in row])
-        n += 1
+    n = 0
+    for title, tbl in named:
+        ws = wb.create_sheet(title)
+        ws.freeze_panes = "A2"
+        header = []
+        for h in tbl.headers:
+            cell = WriteOnlyCell(ws, value=h)
+            cell.font = Font(bold=True)
+            header.append(cell)
+        ws.append(header)
+        for row in tbl.rows:
+            ws.append([safe_cell(v) for v in row])
+            n += 1
     buf = io.BytesIO()
     wb.save(buf)
     write_output(out, buf.getvalue())
