@@ -51,7 +51,7 @@ def _load(state: AppState, pipeline: object | None) -> None:
     from verifier.batch.worker import init_worker
     from verifier.core.pipeline import Pipeline
 
-    state.db = open_database(state.db_url, settings=state.settings)
+    state.db = open_database(state.db_url, settings=dataclasses.replace(state.settings, db_retry_s=state.settings.api_db_retry_s))
     state.jobs = JobManager(state.db, state.settings)
     state.pipeline = pipeline or Pipeline.load(settings=state.settings, threads=1)  # type: ignore[assignment]
     init_worker(None, None, state.profiles, pipeline=state.pipeline)

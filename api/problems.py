@@ -12,10 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from verifier.common.reasons import REASONS, Reason, VerifierError, reason
+from verifier.store.db import is_server_away
 
 log = logging.getLogger("api")
 PROBLEM = "application/problem+json"
@@ -117,6 +119,15 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
+DB_AWAY_CODES = ("STORE_DB_UNREACHABLE", "STORE_DB_BUSY")
+
+
+def _retry_after(request: Request) -> str:
+    """Seconds a client should wait before retrying (Settings.api_retry_after_s)."""
+    state = getattr(request.app.state, "verifier", None)
+    return str(state.settings.api_retry_after_s if state is not None else 1)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
@@ -126,7 +137,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(VerifierError)
     async def _verifier_error(request: Request, exc: VerifierError) -> JSONResponse:
-        return from_reason(exc.reason, request.url.path, exc.detail)
+        response = from_reason(exc.reason, request.url.path, exc.detail)
+        if exc.reason.code in DB_AWAY_CODES:
+            response.headers["Retry-After"] = _retry_after(request)
+        return response
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_server_away(exc):
+            return await _unexpected(request, exc)
+        log.warning("database away on %s %s", request.method, request.url.path)
+        return problem_response("STORE_DB_UNREACHABLE", 503, "", request.url.path, {"Retry-After": _retry_after(request)})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from verifier.common.reasons import REASONS
+from verifier.common.reasons import REASONS, VerifierError
 from verifier.store import audit
 from verifier.store import cases as case_service
 from verifier.store import members as member_service
@@ -259,6 +259,10 @@ def member_photo(
     return _image(state.database().transaction(read))
 
 
+# A change refused because another reviewer got there first: the 409 carries the case as it now stands.
+CONFLICT_CODES = ("API_CASE_CLAIMED", "STORE_CASE_TRANSITION_INVALID")
+
+
 def _change(state: AppState, who: Principal, case_id: int, fn: Any) -> dict[str, Any]:
     db = state.database()
 
@@ -268,7 +272,14 @@ def _change(state: AppState, who: Principal, case_id: int, fn: Any) -> dict[str,
         case, ev = _visible_case(s, who, case_id)
         return _detail(case, ev)
 
-    return db.transaction(unit)
+    try:
+        return db.transaction(unit)
+    except (ApiProblem, VerifierError) as exc:
+        code = exc.code if isinstance(exc, ApiProblem) else exc.reason.code
+        if code not in CONFLICT_CODES:
+            raise
+        current = db.read(lambda s: _detail(*_visible_case(s, who, case_id)))  # the state the other reviewer left
+        raise ApiProblem(code, exc.detail, headers=getattr(exc, "headers", None), current=current) from None
 
 
 @router.post("/{case_id}/claim")

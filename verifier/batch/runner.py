@@ -206,9 +206,8 @@ class BatchRunner:
     def _blocks(self, db: Database, roster: RosterLoad) -> Iterator[tuple[Snapshot, list[RosterStudent]]]:
         """Roster students block by block, each block with one bulk read of its store state."""
         for block in chunked(roster.students.values(), BLOCK):
-            with db.session() as session:
-                snap = load_snapshot(session, (s.ksh for s in block), self.pack.id)
-            yield snap, block
+            kshs = [s.ksh for s in block]
+            yield db.read(lambda session: load_snapshot(session, kshs, self.pack.id)), block
 
     def _plan(self, db: Database, roster: RosterLoad, counters: Counter, progress: Progress) -> Iterator[StudentJob]:
         """Students whose photos or comparison still need work, with the bytes read for them; block by block."""
@@ -304,10 +303,9 @@ class BatchRunner:
 
     def _find_run(self, db: Database) -> tuple[int, bool]:
         key = self.opt.key()
-        with db.session() as session:
-            for run in latest_runs(session, RUN_KIND, limit=50):
-                if run.parameters.get("key") == key and run.status in ("running", "interrupted"):
-                    return run.id, True
+        for run in db.read(lambda session: latest_runs(session, RUN_KIND, limit=50)):
+            if run.parameters.get("key") == key and run.status in ("running", "interrupted"):
+                return run.id, True
         params = {"key": key, "pack": self.pack.id, "workers": self.opt.workers, "graduation_key": self.opt.graduation_key}
         return db.transaction(lambda s: start_run(s, RUN_KIND, params, actor=self.opt.actor).id), False
 

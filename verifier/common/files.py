@@ -8,6 +8,7 @@ target is written and the link kept); a folder, a socket or a block device is re
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -18,6 +19,29 @@ from pathlib import Path
 from typing import IO, Any
 
 STDOUT = "-"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for "no space left on device" and "disk quota exceeded"."""
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
+
+
+def short_write_on_full_disk(exc: BaseException, folder: Path) -> bool:
+    """True for an OSError without errno (numpy's "N requested and M written") where the folder's disk has no room left."""
+    if not isinstance(exc, OSError) or exc.errno is not None:
+        return False
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
+
+
+def disk_full_error(path: Path, exc: OSError) -> Exception:
+    """The VerifierError OUTPUT_DISK_FULL naming the path a write to it failed for."""
+    from verifier.common.reasons import VerifierError
+
+    return VerifierError("OUTPUT_DISK_FULL", detail=f"{path}: {exc.strerror or os.strerror(errno.ENOSPC)}")
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -103,7 +127,12 @@ class OutputFile:
             self.fh: IO = open(self.target, mode, **kw)  # noqa: SIM115 - closed by commit/discard
             return
         ensure_private_dir(self.target.parent)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.path, exc) from None
+            raise
         try:
             os.fchmod(fd, perms)
             self.fh = os.fdopen(fd, mode, **kw)
@@ -112,14 +141,31 @@ class OutputFile:
             os.unlink(self._tmp)
             raise
 
+    def write(self, data: bytes | str) -> None:
+        """Write to the file; a full disk drops the temporary file and raises OUTPUT_DISK_FULL naming the path."""
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            self.discard()
+            if is_disk_full(exc):
+                raise disk_full_error(self.path, exc) from None
+            raise
+
     def commit(self) -> Path:
-        """Flush and, for a regular target, fsync and rename the temporary file over it."""
+        """Flush and, for a regular target, fsync and rename the temporary file over it.
+
+        A full disk found by the flush or fsync drops the temporary file and raises OUTPUT_DISK_FULL.
+        """
         try:
             self.fh.flush()
             if self._tmp is not None:
                 os.fsync(self.fh.fileno())
-        finally:
-            self.fh.close()
+        except OSError as exc:
+            self.discard()
+            if is_disk_full(exc):
+                raise disk_full_error(self.path, exc) from None
+            raise
+        self.fh.close()
         if self._tmp is not None:
             os.replace(self._tmp, self.target)
             self._tmp = None
@@ -127,7 +173,10 @@ class OutputFile:
 
     def discard(self) -> None:
         """Close and remove the temporary file (after an error); a stream target is left as it is."""
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError:
+            pass  # a close that flushes onto a full disk: the file is being dropped anyway
         if self._tmp is not None:
             try:
                 os.unlink(self._tmp)
@@ -150,8 +199,11 @@ def open_output(path: Path | str, mode: str = "wb", perms: int = 0o600, *, follo
     out = OutputFile(path, mode, perms, follow_symlinks=follow_symlinks, **kw)
     try:
         yield out.fh
-    except BaseException:
+    except BaseException as exc:
+        full = is_disk_full(exc) or short_write_on_full_disk(exc, out.target.parent)
         out.discard()
+        if full:
+            raise disk_full_error(out.path, exc) from None  # type: ignore[arg-type]
         raise
     out.commit()
 

@@ -61,6 +61,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("OUTPUT_IS_DIRECTORY", _F, "输出路径是文件夹，无法作为文件写入", "Output path is a folder, not a file", "file"),
     ReasonCode("OUTPUT_NOT_A_FILE", _F, "输出路径是套接字或块设备，已拒绝写入", "Output path is a socket or a block device; refused", "file"),
     ReasonCode("OUTPUT_NOT_WRITABLE", _F, "输出路径无法检查或写入", "Output path cannot be examined or written", "file"),
+    ReasonCode("OUTPUT_DISK_FULL", _F, "磁盘已满，文件未写入（原文件保持不变；释放空间后重新运行即可继续）", "Disk full: the file was not written (any old file is unchanged; free space and run again to continue)", "file"),
     ReasonCode("FONT_CJK_MISSING", _F, "缺少中文字体（请安装 pylopdf-fonts-zh-cn）", "No Chinese font installed (install pylopdf-fonts-zh-cn)", "file"),
     ReasonCode("FILE_UNREADABLE", _F, "文件无法读取（权限或 I/O 错误）", "File cannot be read (permission or I/O error)", "file"),
     ReasonCode("FILE_IS_DIRECTORY", _F, "路径是文件夹而不是文件", "Path is a directory, not a file", "file"),

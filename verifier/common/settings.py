@@ -72,6 +72,12 @@ class Settings:
     roster_max_rows: int = 200_000
     roster_max_columns: int = 256
     roster_max_cell_chars: int = 1_000
+    # Store (store.db.Database.transaction): how long a write keeps retrying while the database server is
+    # away (restart, terminated connection), and the first backoff step (doubled each retry, capped at 2 s).
+    db_retry_s: float = 30.0
+    db_retry_base_s: float = 0.1
+    # An API request waits this long for an away database before answering 503 with Retry-After (api_retry_after_s).
+    api_db_retry_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -158,6 +164,9 @@ def _choice(var: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 _TYPED_ENV: tuple[tuple[str, str, type], ...] = (
+    ("VERIFIER_DB_RETRY_S", "db_retry_s", float),
+    ("VERIFIER_DB_RETRY_BASE_S", "db_retry_base_s", float),
+    ("VERIFIER_API_DB_RETRY_S", "api_db_retry_s", float),
     ("VERIFIER_API_MAX_BODY", "api_max_body_bytes", int),
     ("VERIFIER_API_MAX_PIXELS", "api_max_pixels", int),
     ("VERIFIER_API_TIMEOUT", "api_timeout_s", float),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from verifier.common.files import OutputFile, ensure_private_dir
+from verifier.common.files import OutputFile, disk_full_error, ensure_private_dir, is_disk_full
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t")
 
@@ -54,7 +54,13 @@ class TableWriter:
 
     def add(self, values: Sequence[Any], display: Sequence[Any] | None = None) -> None:
         """Append one row: `values` to the CSV, `display` (default: the same) to the XLSX."""
-        self._csv.writerow(["" if v is None else cell(v) for v in values])
+        try:
+            self._csv.writerow(["" if v is None else cell(v) for v in values])
+        except OSError as exc:
+            self.discard()
+            if is_disk_full(exc):
+                raise disk_full_error(self._csv_out.path, exc) from None
+            raise
         self._main.append([cell(v) for v in (values if display is None else display)])
         self.rows += 1
 
@@ -70,9 +76,11 @@ class TableWriter:
         xlsx_out = OutputFile(self.out_dir / f"{self.stem}.xlsx", "wb")
         try:
             self._book.save(xlsx_out.fh)
-        except BaseException:
+        except BaseException as exc:
             xlsx_out.discard()
             self._csv_out.discard()
+            if is_disk_full(exc):
+                raise disk_full_error(xlsx_out.path, exc) from None  # type: ignore[arg-type]
             raise
         return self._csv_out.commit(), xlsx_out.commit()
 

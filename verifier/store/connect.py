@@ -29,7 +29,8 @@ def open_database(url: str | None = None, *, settings: Settings | None = None, c
     except BaseException:
         engine.dispose()
         raise
-    return Database(resolved, engine)
+    s = settings or Settings.from_env()
+    return Database(resolved, engine, retry_s=s.db_retry_s, retry_base_s=s.db_retry_base_s)
 
 
 def create_sqlite_store(url: str) -> bool:

@@ -24,6 +24,8 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 30.0
 WRITE_RETRIES = 10
 _PG_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# admin/crash shutdown, cannot connect now (starting up / shutting down), and the connection-exception class
+_PG_AWAY_SQLSTATES = {"57P01", "57P02", "57P03"}
 
 
 def normalise_url(url: str) -> str:
@@ -111,12 +113,39 @@ def is_retryable(exc: BaseException) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _PG_RETRY_SQLSTATES
 
 
+def is_server_away(exc: BaseException) -> bool:
+    """True when the database server went away or cannot be reached now (restart, terminated backend, refused).
+
+    Such an error says nothing about the data: the unit of work was rolled back and may be run again.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    if state in _PG_AWAY_SQLSTATES or state.startswith("08"):
+        return True
+    return isinstance(exc, OperationalError) and not state and type(exc.orig).__module__.startswith("psycopg")
+
+
+def backoff_s(attempt: int, base_s: float) -> float:
+    """The pause before retry `attempt` (0-based): doubling from base_s, capped at 2 s, with jitter."""
+    return min(2.0, base_s * 2**attempt) * (0.5 + random.random())
+
+
 @dataclass
 class Database:
-    """An opened, schema-checked database: sessions for reading, `transaction` for retried writes."""
+    """An opened, schema-checked database: sessions for reading, `transaction` for retried writes.
+
+    A write is retried on lock or serialization errors (`retries` times) and, while the server is away,
+    for up to `retry_s` seconds; then it stops with STORE_DB_BUSY or STORE_DB_UNREACHABLE.
+    """
 
     url: str
     engine: Engine
+    retry_s: float = 30.0
+    retry_base_s: float = 0.1
+    retries_done: int = 0
 
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -137,25 +166,48 @@ class Database:
             yield s
 
     def transaction(self, fn: Callable[[Session], T], retries: int = WRITE_RETRIES) -> T:
-        """Run fn(session) in a write transaction and commit; retry the whole unit on lock or serialization errors."""
-        for attempt in range(retries + 1):
+        """Run fn(session) in a write transaction and commit; retry the whole unit as the class doc says."""
+        return self._retried(fn, self.write_session, retries)
+
+    def read(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in a read-only unit; retried like a write while the server is away."""
+        return self._retried(fn, self._read_session, 0)
+
+    @contextmanager
+    def _read_session(self) -> Iterator[Session]:
+        with self._sessions() as s:
+            yield s
+
+    def _retried(self, fn: Callable[[Session], T], opener: Callable[[], Any], retries: int) -> T:
+        busy = away = 0
+        deadline = time.monotonic() + self.retry_s
+        while True:
             try:
-                with self.write_session() as s:
+                with opener() as s:
                     return fn(s)
             except DBAPIError as exc:
-                if not is_retryable(exc) or attempt == retries:
-                    if is_retryable(exc):
+                if is_server_away(exc):
+                    if time.monotonic() >= deadline:
+                        raise connect_error(exc, self.url, f"still away after {away} retries in {self.retry_s:g} s") from exc
+                    pause = min(backoff_s(away, self.retry_base_s), max(0.0, deadline - time.monotonic()))
+                    away += 1
+                elif is_retryable(exc):
+                    if busy >= retries:
                         raise VerifierError("STORE_DB_BUSY", detail=f"{retries} retries") from exc
+                    pause = backoff_s(busy, 0.05)
+                    busy += 1
+                else:
                     raise
-                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+                self.retries_done += 1
+                time.sleep(pause)
 
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
 
 
-def connect_error(exc: OperationalError, url: str) -> VerifierError:
+def connect_error(exc: DBAPIError, url: str, note: str = "") -> VerifierError:
     """Map a connection failure to STORE_DB_UNREACHABLE without leaking the password."""
-    first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-    return VerifierError("STORE_DB_UNREACHABLE", detail=f"{safe_url(url)}: {first}")
+    lines = str(exc.orig).strip().splitlines() if exc.orig else []
+    first = lines[0] if lines else type(exc).__name__
+    return VerifierError("STORE_DB_UNREACHABLE", detail=f"{safe_url(url)}: {first}" + (f" ({note})" if note else ""))

@@ -125,10 +125,10 @@ class PhotoStore:
             if sha[:4] not in self._made:
                 _private_dirs(self.root, (sha[:2], sha[2:4]))
                 self._made.add(sha[:4])
-            f = OutputFile(self.path(sha), "wb", 0o600)
-            pending.append(f)
             try:
-                f.fh.write(data)
+                f = OutputFile(self.path(sha), "wb", 0o600)
+                pending.append(f)
+                f.write(data)
             except BaseException:
                 for g in pending:
                     g.discard()
@@ -136,7 +136,12 @@ class PhotoStore:
             out[sha] = StoredFile(sha, self.rel_path(sha), len(data), created=True)
         if pending:
             pool = _sync_pool()
-            list(pool.map(OutputFile.commit, pending))
+            try:
+                list(pool.map(OutputFile.commit, pending))
+            except BaseException:
+                for g in pending:
+                    g.discard()  # a committed file is whole and stays; the rest are dropped
+                raise
             list(pool.map(_fsync_dir, {f.target.parent for f in pending}))
         return [out[sha] for sha in shas]
 

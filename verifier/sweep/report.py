@@ -38,10 +38,12 @@ KIND_ZH = {"admission": "录取照片", "graduation": "毕业照片"}
 
 
 def _load(db: Database, photo_ids: set[int]) -> tuple[dict[int, Photo], dict[int, Student]]:
-    photos: dict[int, Photo] = {}
-    students: dict[int, Student] = {}
+    """The photos and their students for the report rows; one read, retried while the database is away."""
     ordered = sorted(photo_ids)
-    with db.session() as session:
+
+    def read(session) -> tuple[dict[int, Photo], dict[int, Student]]:
+        photos: dict[int, Photo] = {}
+        students: dict[int, Student] = {}
         for i in range(0, len(ordered), 900):
             for p in session.scalars(select(Photo).where(Photo.id.in_(ordered[i : i + 900]))):
                 photos[p.id] = p
@@ -49,7 +51,9 @@ def _load(db: Database, photo_ids: set[int]) -> tuple[dict[int, Photo], dict[int
         for i in range(0, len(sids), 900):
             for s in session.scalars(select(Student).where(Student.id.in_(sids[i : i + 900]))):
                 students[s.id] = s
-    return photos, students
+        return photos, students
+
+    return db.read(read)
 
 
 def write_sweep_reports(db: Database, store: PhotoStore, rows: list, out_dir: Path, label: str = "") -> list[Path]:

@@ -240,14 +240,12 @@ class Sweep:
     def _search(self, db: Database, summary: SweepSummary) -> tuple[FaceIndex, PairSet]:
         """Load or build the index and find the pairs: everything (full) or the new photos against all."""
         t0 = time.monotonic()
-        with db.session() as session:
-            cur_ids, cur_students = _current_ids(session, self.pack.id, self.kinds)
+        cur_ids, cur_students = db.read(lambda session: _current_ids(session, self.pack.id, self.kinds))
         saved, why = self._usable(None if self.opt.full else FaceIndex.load(self.index_dir()), db)
         summary.counts["photos"] = int(cur_ids.size)
         if self.opt.full or saved is None:
             summary.mode, summary.why = "full", "--full" if self.opt.full else why
-            with db.session() as session:
-                ids, students, vectors = _all_vectors(session, self.pack.id, self.kinds)
+            ids, students, vectors = db.read(lambda session: _all_vectors(session, self.pack.id, self.kinds))
             summary.timings["load"] = time.monotonic() - t0
             index = FaceIndex.build(ids, students, vectors, self._params(len(ids)))
             summary.timings["build"] = time.monotonic() - t0 - summary.timings["load"]
@@ -261,8 +259,7 @@ class Sweep:
         new_ids = cur_ids[new_mask]
         summary.counts["new_photos"] = int(new_ids.size)
         summary.counts["removed_photos"] = int((~np.isin(saved.ids, cur_ids)).sum())
-        with db.session() as session:
-            got_ids, new_vectors = _vectors_of(session, self.pack.id, new_ids)
+        got_ids, new_vectors = db.read(lambda session: _vectors_of(session, self.pack.id, new_ids))
         new_students = cur_students[new_mask][np.searchsorted(new_ids, got_ids)] if got_ids.size else np.zeros(0, np.int64)
         summary.timings["load"] = time.monotonic() - t0
         t1 = time.monotonic()
