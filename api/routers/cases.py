@@ -100,7 +100,7 @@ def _student(st: Student | None) -> dict[str, Any] | None:
     if st is None:
         return None
     return {"ksh": st.ksh, "student_no": st.student_no, "name": st.name, "id_masked": st.id_masked, "college": st.college,
-            "centre": st.centre, "intake": st.intake, "status": st.status}
+            "centre": st.centre, "intake": st.intake, "status": st.status, "registration": st.registration}
 
 
 def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:

@@ -56,3 +56,28 @@ def test_failed_resolve_leaves_registration(db: Database) -> None:
         cases.resolve(s, case_id, "same_person", "r1")  # open → resolved is refused: nothing moves
     with db.session() as s:
         assert s.get(Student, st.id).registration == "pending"
+
+
+def test_exports_and_report_show_registration(db: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from verifier.batch.decision import StudentDecision
+    from verifier.batch.report import BatchRow, write_reports
+    from verifier.store import export
+
+    with db.write_session() as s:
+        a, b = add_students(s, 2)
+    _resolve(db, a.id, "same_person")
+    case_b = _resolve(db, b.id, "impersonation")
+    with db.session() as s:
+        t = export.table(s, "students")
+        col = t.headers.index("学位注册")
+        by_ksh = {r[0]: r[col] for r in t.rows}
+        assert by_ksh == {a.ksh: "准予注册", b.ksh: "不予注册"}
+        t = export.table(s, "cases")
+        col = t.headers.index("学位注册")
+        assert {r[0]: r[col] for r in t.rows}[case_b] == "不予注册"
+    rows = [BatchRow(b.ksh, "", "学生1", "文学院", "", StudentDecision.FAIL, 0.1, registration="blocked")]
+    write_reports(rows, tmp_path, lambda sha: None)
+    csv_text = (tmp_path / "report.csv").read_text(encoding="utf-8-sig")
+    header, line = csv_text.splitlines()[:2]
+    assert header.split(",")[-1] == "registration" and line.split(",")[-1] == "blocked"
+    assert "学位注册 不予注册" in (tmp_path / "report.html").read_text(encoding="utf-8")

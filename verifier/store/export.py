@@ -21,7 +21,7 @@ from verifier.common.choices import EXPORT_FORMATS, EXPORT_KINDS
 from verifier.common.files import write_output
 from verifier.common.tabular import cell as safe_cell
 from verifier.store.cases import notes_text
-from verifier.store.models import Comparison, Photo, ReviewCase, Student
+from verifier.store.models import REGISTRATION_ZH, Comparison, Photo, ReviewCase, Student
 
 KINDS = EXPORT_KINDS
 FORMATS = EXPORT_FORMATS
@@ -68,7 +68,7 @@ def _students(session: Session, state: str | None, college: str | None) -> Table
         q = q.where(Student.status == state)
     if college:
         q = q.where(Student.college == college)
-    headers = ["考生号", "学号", "姓名", "身份证号（脱敏）", "学院", "学习中心", "入学批次", "状态", "毕业日期", "录取照片", "毕业照片"]
+    headers = ["考生号", "学号", "姓名", "身份证号（脱敏）", "学院", "学习中心", "入学批次", "状态", "毕业日期", "录取照片", "毕业照片", "学位注册"]
 
     def rows() -> Iterator[list[Any]]:
         for st, a, g in session.execute(q).yield_per(1000):
@@ -84,6 +84,7 @@ def _students(session: Session, state: str | None, college: str | None) -> Table
                 _when(st.graduated_on),
                 _CHECK_ZH.get(a, a) if a else "无",
                 _CHECK_ZH.get(g, g) if g else "无",
+                REGISTRATION_ZH.get(st.registration, st.registration),
             ]
 
     return Table(headers, rows())
@@ -124,7 +125,7 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
         q = q.where(ReviewCase.state == state)
     if college:
         q = q.where(Student.college == college)
-    headers = ["案件编号", "类型", "状态", "结论", "考生号", "姓名", "学院", "学习中心", "复核人", "备注", "立案时间", "开始复核时间", "结案时间", "结案人"]
+    headers = ["案件编号", "类型", "状态", "结论", "考生号", "姓名", "学院", "学习中心", "学位注册", "复核人", "备注", "立案时间", "开始复核时间", "结案时间", "结案人"]
 
     def rows() -> Iterator[list[Any]]:
         for case, st in session.execute(q).yield_per(1000):
@@ -137,6 +138,7 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
                 st.name if st else "",
                 st.college if st else "",
                 st.centre if st else "",
+                REGISTRATION_ZH.get(st.registration, st.registration) if st else "",
                 case.assignee or "",
                 notes_text(case),
                 _when(case.created_at),

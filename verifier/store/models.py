@@ -46,6 +46,7 @@ NAMING = {
 
 STUDENT_STATUSES = ("enrolled", "graduated", "withdrawn")
 REGISTRATIONS = ("pending", "cleared", "blocked")
+REGISTRATION_ZH = {"pending": "待定", "cleared": "准予注册", "blocked": "不予注册"}
 # What a resolved case's outcome makes of its student's registration (学位注册); dismissed leaves it as it was.
 OUTCOME_REGISTRATION = {"same_person": "cleared", "photo_replaced": "cleared", "impersonation": "blocked"}
 CHECK_STATUSES = ("unchecked", "pass", "warn", "fail")
