@@ -27,15 +27,15 @@ KINDS = EXPORT_KINDS
 FORMATS = EXPORT_FORMATS
 
 _STATUS_ZH = {"enrolled": "在籍", "graduated": "已毕业", "withdrawn": "离校"}
-_CASE_TYPE_ZH = {
+CASE_TYPE_ZH = {
     "comparison_failed": "比对未通过",
     "comparison_review": "比对待复核",
     "duplicate_face": "疑似重复人脸",
     "photo_correction": "照片勘误",
     "identity_check": "身份复核",
 }
-_STATE_ZH = {"open": "待处理", "in_review": "复核中", "resolved": "已结案"}
-_OUTCOME_ZH = {"same_person": "本人", "impersonation": "冒名顶替", "photo_replaced": "已更换照片", "dismissed": "不成立"}
+STATE_ZH = {"open": "待处理", "in_review": "复核中", "resolved": "已结案"}
+OUTCOME_ZH = {"same_person": "本人", "impersonation": "冒名顶替", "photo_replaced": "已更换照片", "dismissed": "不成立"}
 _DECISION_ZH = {"match": "通过", "review": "待复核", "mismatch": "不一致", "unusable": "无法比对"}
 _CHECK_ZH = {"unchecked": "未检查", "pass": "合格", "warn": "合格（有提示）", "fail": "不合格"}
 
@@ -131,9 +131,9 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
         for case, st in session.execute(q).yield_per(1000):
             yield [
                 case.id,
-                _CASE_TYPE_ZH.get(case.case_type, case.case_type),
-                _STATE_ZH.get(case.state, case.state),
-                _OUTCOME_ZH.get(case.outcome, case.outcome) if case.outcome else "",
+                CASE_TYPE_ZH.get(case.case_type, case.case_type),
+                STATE_ZH.get(case.state, case.state),
+                OUTCOME_ZH.get(case.outcome, case.outcome) if case.outcome else "",
                 st.ksh if st else "",
                 st.name if st else "",
                 st.college if st else "",

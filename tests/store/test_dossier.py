@@ -1,0 +1,74 @@
+"""The filing dossier PDF (备案材料): parsed back (Chinese text, masked ID only, embedded photos) and rendered to PNG."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dossierhelp import FULL_ID, resolved_case
+
+from verifier.batch.dossier_pdf import render
+from verifier.store.db import Database
+from verifier.store.dossier import gather
+from verifier.store.photostore import PhotoStore
+
+pypdf = pytest.importorskip("pypdf", reason="pypdf (test extra) parses the dossier back")
+pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 (test extra) renders the dossier")
+
+
+def _text(pdf: bytes) -> str:
+    """All page text as PDFium (Chromium's reader) extracts it, whitespace removed (lines wrap anywhere).
+
+    pypdf reads fpdf2's ToUnicode map for the CFF font with a NUL before each glyph, so PDFium is the text witness."""
+    doc = pdfium.PdfDocument(pdf)
+    return re.sub(r"\s+", "", "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc))))
+
+
+@pytest.fixture
+def dossier_pdf(db: Database, store: PhotoStore, faces: Path) -> bytes:
+    case_id = resolved_case(db, store, faces)
+    with db.session() as s:
+        return render(gather(s, store, case_id))
+
+
+def test_dossier_text_is_chinese_and_complete(dossier_pdf: bytes) -> None:
+    reader = pypdf.PdfReader(io.BytesIO(dossier_pdf))
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width) / 72 * 25.4), round(float(box.height) / 72 * 25.4)) == (210, 297)  # A4
+    text = _text(dossier_pdf)
+    for expected in ("学生身份复核备案材料", "张三", "21110101009001", "S2021001", "录取照片", "毕业照片", "录取系统", "毕业拍摄",
+                     "相似度score0.330", "通过阈值accept0.40", "不一致阈值reject0.28", "介于两阈值之间",
+                     "相似度处于人工复核区间", "Similarityliesinthemanual-reviewband", "王老师", "case.resolve",
+                     "与本人当面核对一致", "经复核确认为本人", "准予注册"):
+        assert expected in text, expected
+    assert "110101********1234" in text or re.search(r"1101\*+1234", text), "masked 身份证号 shown"
+    assert FULL_ID not in text and FULL_ID not in dossier_pdf.decode("latin-1")
+
+
+def test_dossier_embeds_font_and_photos(dossier_pdf: bytes) -> None:
+    reader = pypdf.PdfReader(io.BytesIO(dossier_pdf))
+    page = reader.pages[0]
+    assert len(page.images) == 2 and all(img.image.size[0] > 50 for img in page.images)
+    fonts = [f.get_object() for f in page["/Resources"]["/Font"].values()]
+    descendants = [d.get_object() for f in fonts for d in f.get("/DescendantFonts", [])]
+    assert any("/FontFile3" in d["/FontDescriptor"] or "/FontFile2" in d["/FontDescriptor"] for d in descendants), "CJK font embedded"
+
+
+def test_dossier_renders_photos_and_glyphs(dossier_pdf: bytes) -> None:
+    doc = pdfium.PdfDocument(dossier_pdf)
+    page = doc[0]
+    img = np.asarray(page.render(scale=2).to_pil().convert("L"), dtype=np.float32)
+    h, w = img.shape
+    assert img.std() > 10, "page is not blank"
+    # Photos sit left under the second heading; the title is centred at the top.
+    photo = img[int(h * 0.22):int(h * 0.45), int(w * 0.08):int(w * 0.35)]
+    assert photo.std() > 25 and (photo < 200).mean() > 0.3, "photo region holds image content"
+    title = img[int(h * 0.03):int(h * 0.08), int(w * 0.3):int(w * 0.7)]
+    assert (title < 128).mean() > 0.02, "title glyphs drawn (not tofu-free blank)"
+    blank = pdfium.PdfDocument.new()
+    blank.new_page(page.get_width(), page.get_height())
+    empty = np.asarray(blank[0].render(scale=2).to_pil().convert("L"), dtype=np.float32)
+    assert np.abs(img[: h // 2] - empty[: h // 2]).mean() > 5
