@@ -72,3 +72,32 @@ def test_dossier_renders_photos_and_glyphs(dossier_pdf: bytes) -> None:
     blank.new_page(page.get_width(), page.get_height())
     empty = np.asarray(blank[0].render(scale=2).to_pil().convert("L"), dtype=np.float32)
     assert np.abs(img[: h // 2] - empty[: h // 2]).mean() > 5
+
+
+def test_cli_writes_pdf_and_zip_0600(db_url: str, home: Path, faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import zipfile
+
+    from verifier.cli import main as cli
+    from verifier.store import schema
+    from verifier.store.connect import open_database
+
+    monkeypatch.setenv("VERIFIER_HOME", str(home))
+    schema.upgrade(db_url)
+    db = open_database(db_url)
+    store = PhotoStore.for_home(home)
+    one = resolved_case(db, store, faces)
+    two = resolved_case(db, store, faces, college="法学院", ksh="21110101009002", outcome="impersonation")
+    db.dispose()
+    out = tmp_path / "out"
+    assert cli.main(["cases", "dossier", str(one), "--out", str(out), "--db", db_url]) == 0
+    pdf = out / f"dossier-case-{one}.pdf"
+    assert pdf.stat().st_mode & 0o777 == 0o600 and "张三" in _text(pdf.read_bytes())
+    assert cli.main(["cases", "dossier", str(one), str(two), "999999", "--out", str(out), "--db", db_url]) == 1
+    assert "STORE_CASE_UNKNOWN" in capsys.readouterr().err
+    bundle = out / "dossiers.zip"
+    assert bundle.stat().st_mode & 0o777 == 0o600
+    with zipfile.ZipFile(bundle) as z:
+        assert sorted(z.namelist()) == sorted([f"dossier-case-{one}.pdf", f"dossier-case-{two}.pdf"])
+        blocked = _text(z.read(f"dossier-case-{two}.pdf"))
+    assert "冒名顶替，不予注册" in blocked and "不予注册" in blocked

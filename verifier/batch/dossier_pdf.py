@@ -10,8 +10,11 @@ import datetime as dt
 import io
 import zipfile
 
+from sqlalchemy.orm import Session
+
 from verifier.common.fonts import cjk_font_path
-from verifier.store.dossier import Dossier
+from verifier.store.dossier import Dossier, gather
+from verifier.store.photostore import PhotoStore
 from verifier.store.export import CASE_TYPE_ZH, OUTCOME_ZH, STATE_ZH
 from verifier.store.models import REGISTRATION_ZH
 
@@ -105,3 +108,16 @@ def bundle(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+def file_name(case_id: int) -> str:
+    """The PDF's name inside a zip or an output folder."""
+    return f"dossier-case-{case_id}.pdf"
+
+
+def package(session: Session, store: PhotoStore, case_ids: list[int]) -> tuple[str, bytes]:
+    """One case's PDF, or a zip of several (name, bytes); STORE_CASE_UNKNOWN for an id with no case."""
+    files = {file_name(i): render(gather(session, store, i)) for i in dict.fromkeys(case_ids)}
+    if len(files) == 1:
+        return next(iter(files.items()))
+    return "dossiers.zip", bundle(files)
