@@ -101,3 +101,28 @@ def test_cli_writes_pdf_and_zip_0600(db_url: str, home: Path, faces: Path, tmp_p
         assert sorted(z.namelist()) == sorted([f"dossier-case-{one}.pdf", f"dossier-case-{two}.pdf"])
         blocked = _text(z.read(f"dossier-case-{two}.pdf"))
     assert "冒名顶替，不予注册" in blocked and "不予注册" in blocked
+
+
+def test_group_case_dossier_names_every_member(db: Database, store: PhotoStore, faces: Path) -> None:
+    from storehelp import add_students
+
+    from verifier.store import cases, members
+    from verifier.store.duplicates import record_candidate
+    from verifier.store.photos import add_photo
+
+    with db.write_session() as s:
+        a, b = add_students(s, 2, college="法学院")
+        pa = add_photo(s, store, a, "admission", (faces / "obama_1.jpg").read_bytes(), source="录取系统")
+        pb = add_photo(s, store, b, "admission", (faces / "obama_2.jpg").read_bytes(), source="录取系统")
+        pair = record_candidate(s, pa, pb, "buffalo_l", 0.81, None).candidate
+        case = cases.open_case(s, "duplicate_face", "duplicate", pair.id, a.id, actor="sweep").case
+        members.add_pairs(s, case, [pair], "sweep")
+        case_id = case.id
+    with db.session() as s:
+        d = gather(s, store, case_id)
+        pdf = render(d)
+    assert [st.ksh for st in d.students] == [a.ksh, b.ksh] and len(d.photos) == 2
+    text = _text(pdf)
+    assert a.ksh in text and b.ksh in text and "学生0" in text and "学生1" in text
+    assert "重复人脸阈值duplicate" in text and "疑似同一人" in text and "相似度score0.810" in text
+    assert len(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].images) == 2

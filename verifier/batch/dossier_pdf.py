@@ -37,7 +37,10 @@ def _score_words(d: Dossier) -> str:
     if d.score is None:
         return "未比对 / not compared"
     text = f"相似度 score {d.score:.3f}"
-    if d.thresholds is not None:
+    if d.thresholds is not None and d.decision == "duplicate":
+        t = d.thresholds
+        text += f"（最高一对 highest pair）；重复人脸阈值 duplicate {t.duplicate:.2f}：" + ("达到阈值，疑似同一人" if d.score >= t.duplicate else "低于阈值")
+    elif d.thresholds is not None:
         t = d.thresholds
         band = "高于通过阈值" if d.score >= t.accept else ("低于不一致阈值" if d.score < t.reject else "介于两阈值之间，需人工复核")
         text += f"；通过阈值 accept {t.accept:.2f}，不一致阈值 reject {t.reject:.2f}：{band}"
@@ -68,24 +71,25 @@ def render(d: Dossier) -> bytes:
     pdf.multi_cell(width, 10, "学生身份复核备案材料", align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", size=10)
     line(f"案件编号 case {d.case_id} · {CASE_TYPE_ZH.get(d.case_type, d.case_type)} · {STATE_ZH.get(d.state, d.state)}")
-    st = d.student
     heading("一、学生身份 Student identity")
-    if st is None:
-        line("（案件未关联单个学生 / no single student）")
-    else:
-        line(f"姓名 name：{st.name}")
-        line(f"考生号 ksh：{st.ksh}    学号 student no.：{st.student_no or '—'}")
+    if not d.students:
+        line("（案件未关联学生 / no student）")
+    for st in d.students:
+        line(f"姓名 name：{st.name}    考生号 ksh：{st.ksh}    学号 student no.：{st.student_no or '—'}")
         line(f"身份证号（脱敏）ID number (masked)：{st.id_masked or '—'}")
         line(f"学院 college：{st.college or '—'}    学习中心 centre：{st.centre or '—'}    学位注册：{REGISTRATION_ZH.get(st.registration, st.registration)}")
     heading("二、比对照片 Photos compared")
-    top = pdf.get_y()
-    for i, p in enumerate(d.photos[:3]):
-        x = pdf.l_margin + i * (PHOTO_W + 5)
-        if p.data is not None:
-            pdf.image(io.BytesIO(p.data), x=x, y=top, w=PHOTO_W, h=PHOTO_W * 1.4, keep_aspect_ratio=True)
-        pdf.set_xy(x, top + PHOTO_W * 1.4 + 1)
-        pdf.multi_cell(PHOTO_W, 5, f"{_KIND_ZH.get(p.kind, p.kind)}\n入库 stored {_when(p.taken)}\n来源 source：{p.source or '—'}" + ("" if p.data else "\n（照片已清除 purged）"), align="L")
-    pdf.set_xy(pdf.l_margin, top + PHOTO_W * 1.4 + 18)
+    for row in range(0, len(d.photos), 3):
+        if pdf.get_y() + PHOTO_W * 1.4 + 18 > pdf.h - pdf.b_margin:
+            pdf.add_page()
+        top = pdf.get_y()
+        for i, p in enumerate(d.photos[row:row + 3]):
+            x = pdf.l_margin + i * (PHOTO_W + 5)
+            if p.data is not None:
+                pdf.image(io.BytesIO(p.data), x=x, y=top, w=PHOTO_W, h=PHOTO_W * 1.4, keep_aspect_ratio=True)
+            pdf.set_xy(x, top + PHOTO_W * 1.4 + 1)
+            pdf.multi_cell(PHOTO_W, 5, f"{_KIND_ZH.get(p.kind, p.kind)}\n入库 stored {_when(p.taken)}\n来源 source：{p.source or '—'}" + ("" if p.data else "\n（照片已清除 purged）"), align="L")
+        pdf.set_xy(pdf.l_margin, top + PHOTO_W * 1.4 + 18)
     heading("三、比对结果 Scores and thresholds")
     line(_score_words(d))
     heading("四、检查原因 Reasons")

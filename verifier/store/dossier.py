@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from verifier.common.reasons import REASONS, VerifierError
 from verifier.core.packs import load_pack
 from verifier.core.results import Thresholds
-from verifier.store import audit
+from verifier.store import audit, members
 from verifier.store.models import Comparison, Photo, ReviewCase, Student
 from verifier.store.photos import current_photo, read_photo
 from verifier.store.photostore import PhotoStore
@@ -49,7 +49,7 @@ class Dossier:
     case_type: str
     state: str
     outcome: str | None
-    student: Student | None
+    students: list[Student]
     photos: list[DossierPhoto]
     score: float | None
     decision: str | None
@@ -86,13 +86,17 @@ def _event(e: object) -> DossierEvent:
 
 
 def gather(session: Session, store: PhotoStore, case_id: int) -> Dossier:
-    """The dossier of one case; STORE_CASE_UNKNOWN when there is none."""
+    """The dossier of one case (a group case: every member and the photo that put them there); STORE_CASE_UNKNOWN when none."""
     case = session.get(ReviewCase, case_id)
     if case is None:
         raise VerifierError("STORE_CASE_UNKNOWN", detail=str(case_id))
     student = session.get(Student, case.student_id) if case.student_id else None
     cmp = session.get(Comparison, case.subject_id) if case.subject_type == "comparison" else None
-    if cmp is not None:
+    group = members.members_of(session, case.id)
+    students = [s for s in (session.get(Student, m.student_id) for m in group) if s is not None] if group else [student] if student else []
+    if group:
+        pair = [session.get(Photo, m.photo_id) for m in group]
+    elif cmp is not None:
         pair = [session.get(Photo, cmp.admission_photo_id), session.get(Photo, cmp.graduation_photo_id)]
     elif student is not None:
         pair = [current_photo(session, student.id, "admission"), current_photo(session, student.id, "graduation")]
@@ -104,12 +108,17 @@ def gather(session: Session, store: PhotoStore, case_id: int) -> Dossier:
     for p in pair:
         reasons += [(c, REASONS[c].zh, REASONS[c].en) for c in (p.check_codes if p is not None else []) if c in REASONS]
     events = [_event(e) for e in audit.events_for(session, "case", case.id)]
-    if student is not None:
-        events += [_event(e) for e in audit.events_for(session, "student", student.id) if e.action == "student.registration" and e.summary.get("case") == case.id]
+    for st in students:
+        events += [_event(e) for e in audit.events_for(session, "student", st.id) if e.action == "student.registration" and e.summary.get("case") == case.id]
     events.sort(key=lambda e: e.at)
+    pairs = members.pairs_of(session, case.id) if group else []
+    if pairs:  # highest first: the pair that made the group
+        score, decision, pack = pairs[0].score, "duplicate", pairs[0].pack_id
+    elif cmp is not None:
+        score, decision, pack = cmp.score, cmp.decision, cmp.pack_id
+    else:
+        score = decision = pack = None
     return Dossier(
-        case.id, case.case_type, case.state, case.outcome, student, photos,
-        cmp.score if cmp is not None else None, cmp.decision if cmp is not None else None, cmp.pack_id if cmp is not None else None,
-        _thresholds(cmp.pack_id if cmp is not None else None), reasons, events,
+        case.id, case.case_type, case.state, case.outcome, students, photos, score, decision, pack, _thresholds(pack), reasons, events,
         [(n.at, n.author, n.text) for n in case.notes],
     )
