@@ -101,6 +101,25 @@ def test_cli_writes_pdf_and_zip_0600(db_url: str, home: Path, faces: Path, tmp_p
         assert sorted(z.namelist()) == sorted([f"dossier-case-{one}.pdf", f"dossier-case-{two}.pdf"])
         blocked = _text(z.read(f"dossier-case-{two}.pdf"))
     assert "冒名顶替，不予注册" in blocked and "不予注册" in blocked
+    db = open_database(db_url)
+    with db.session() as s:
+        from verifier.store import audit
+
+        assert [e.actor for e in audit.events_for(s, "case", two) if e.action == "case.dossier"] == [f"cli:{__import__('getpass').getuser()}"]
+    db.dispose()
+
+
+def test_purged_photo_is_named_not_fatal(db: Database, store: PhotoStore, faces: Path) -> None:
+    from sqlalchemy import update
+
+    from verifier.store.models import Photo
+
+    case_id = resolved_case(db, store, faces)
+    with db.write_session() as s:
+        s.execute(update(Photo).where(Photo.kind == "graduation").values(file_path=None))
+    with db.session() as s:
+        pdf = render(gather(s, store, case_id))
+    assert "照片已清除purged" in _text(pdf) and len(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].images) == 1
 
 
 def test_group_case_dossier_names_every_member(db: Database, store: PhotoStore, faces: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from verifier.cli.store import _db_opt, _settings, command_group
+from verifier.cli.store import _actor, _db_opt, _settings, command_group
 
 EXIT_OK, EXIT_FLAGGED = 0, 1
 
@@ -17,6 +17,7 @@ def cmd_dossier(args: argparse.Namespace) -> int:
     from verifier.batch.dossier_pdf import package
     from verifier.common.files import writable_dir, write_output
     from verifier.common.reasons import REASONS
+    from verifier.store import audit
     from verifier.store.connect import open_database
     from verifier.store.models import ReviewCase
     from verifier.store.photostore import PhotoStore
@@ -29,6 +30,8 @@ def cmd_dossier(args: argparse.Namespace) -> int:
             unknown = [i for i in args.case_ids if i not in known]
             if known:
                 name, data = package(s, PhotoStore.for_home(settings.home), known)
+        if known:
+            database.transaction(lambda s: [audit.record(s, _actor(args), "case.dossier", "case", i, after={"file": name}) for i in dict.fromkeys(known)])
     finally:
         database.dispose()
     for i in unknown:
@@ -45,5 +48,6 @@ def register(subparsers: Any) -> None:
     d = cases.add_parser("dossier", help="备案材料 PDF / filing dossier of cases for the provincial authority")
     d.add_argument("case_ids", metavar="CASE_ID", nargs="+", type=int)
     d.add_argument("--out", required=True, help="folder to write the PDF (or dossiers.zip for several cases) into")
+    d.add_argument("--actor", default=None, help="who the audit log names (default: the login name)")
     _db_opt(d)
     d.set_defaults(func=cmd_dossier)
