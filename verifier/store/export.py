@@ -125,7 +125,7 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
         q = q.where(ReviewCase.state == state)
     if college:
         q = q.where(Student.college == college)
-    headers = ["案件编号", "类型", "状态", "结论", "考生号", "姓名", "学院", "学习中心", "学位注册", "复核人", "备注", "立案时间", "开始复核时间", "结案时间", "结案人"]
+    headers = ["案件编号", "类型", "状态", "结论", "考生号", "姓名", "学院", "学习中心", "复核人", "备注", "立案时间", "开始复核时间", "结案时间", "结案人", "学位注册"]
 
     def rows() -> Iterator[list[Any]]:
         for case, st in session.execute(q).yield_per(1000):
@@ -138,13 +138,13 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
                 st.name if st else "",
                 st.college if st else "",
                 st.centre if st else "",
-                REGISTRATION_ZH.get(st.registration, st.registration) if st else "",
                 case.assignee or "",
                 notes_text(case),
                 _when(case.created_at),
                 _when(case.review_started_at),
                 _when(case.resolved_at),
                 case.resolved_by or "",
+                REGISTRATION_ZH.get(st.registration, st.registration) if st else "",
             ]
 
     return Table(headers, rows())
