@@ -112,7 +112,7 @@ def test_reports_in_chinese(first_run):
     wb = load_workbook(tmp / "out1" / "report.xlsx", read_only=True)
     assert wb.sheetnames == ["比对结果", "汇总", "需处理"]
     header = next(wb["比对结果"].iter_rows(values_only=True))
-    assert list(header) == ["考生号", "学号", "姓名", "学院", "学习中心", "结论", "相似度", "原因", "照片问题"]
+    assert list(header) == ["考生号", "学号", "姓名", "学院", "学习中心", "结论", "相似度", "原因", "照片问题", "学位注册"]
     decisions = {row[5] for row in wb["比对结果"].iter_rows(min_row=2, values_only=True)}
     assert "通过" in decisions and "不通过（身份复核）" in decisions
     summary_rows = list(wb["汇总"].iter_rows(values_only=True))

@@ -23,7 +23,7 @@ from verifier.store.models import CaseMember, Comparison, DuplicateCandidate, Ph
 from verifier.store.photos import current_photo, read_photo
 
 from api.dates import day_end, day_start
-from api.auth import REVIEWER, check_college, require, scope_clause
+from api.auth import ACADEMIC, REVIEWER, check_college, require, scope_clause
 from api.keys import Principal
 from api.problems import ApiProblem
 from api.schemas import CaseState, CaseType, MembersIn, NoteIn, ResolveIn
@@ -100,7 +100,7 @@ def _student(st: Student | None) -> dict[str, Any] | None:
     if st is None:
         return None
     return {"ksh": st.ksh, "student_no": st.student_no, "name": st.name, "id_masked": st.id_masked, "college": st.college,
-            "centre": st.centre, "intake": st.intake, "status": st.status}
+            "centre": st.centre, "intake": st.intake, "status": st.status, "registration": st.registration}
 
 
 def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
@@ -200,6 +200,45 @@ def _group(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
             "decided_at": m.decided_at.isoformat(timespec="seconds") if m.decided_at else None,
         })
     return {"members": out, "pairs": pairs, "matrix": matrix}
+
+
+PDF, ZIP = "application/pdf", "application/zip"
+DOSSIER_MAX = 200
+
+
+def _dossier(state: AppState, who: Principal, case_ids: list[int]) -> Response:
+    """The filing dossier (备案材料) of cases all in the key's scope (404 names none outside it); the export is audited."""
+    from verifier.batch.dossier_pdf import package
+
+    def build(s: Session) -> tuple[str, bytes]:
+        for case_id in case_ids:
+            _visible_case(s, who, case_id)
+        name, data = package(s, state.store, case_ids)
+        for case_id in dict.fromkeys(case_ids):
+            audit.record(s, who.actor, "case.dossier", "case", case_id, after={"file": name})
+        return name, data
+
+    name, data = state.database().transaction(build)
+    media = PDF if name.endswith(".pdf") else ZIP
+    return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@router.get("/dossiers", response_class=Response, responses={200: {"content": {ZIP: {}, PDF: {}}}})
+def dossiers(
+    ids: list[int] = Query(..., alias="id", min_length=1, max_length=DOSSIER_MAX, description="case ids (repeat id=)"),
+    state: AppState = Depends(get_state),
+    who: Principal = Depends(require(REVIEWER, ACADEMIC)),
+) -> Response:
+    """Several cases' dossiers as one zip of PDFs (one id: the PDF itself)."""
+    if any(not 1 <= i <= 2**31 - 1 for i in ids):
+        raise ApiProblem("STORE_CASE_UNKNOWN")
+    return _dossier(state, who, ids)
+
+
+@router.get("/{case_id}/dossier", response_class=Response, responses={200: {"content": {PDF: {}}}})
+def dossier(case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER, ACADEMIC))) -> Response:
+    """One case's filing dossier as an A4 PDF in Chinese."""
+    return _dossier(state, who, [case_id])
 
 
 @router.get("/{case_id}")

@@ -124,6 +124,7 @@ def student_detail(ksh: str = KSH, state: AppState = Depends(get_state), who: Pr
             "centre": st.centre,
             "intake": st.intake,
             "status": st.status,
+            "registration": st.registration,
             "photos": {k: [_photo_meta(p) for p in history(s, st.id, k)] for k in ("admission", "graduation")},
             "latest_comparison": None
             if cmp is None

@@ -75,6 +75,8 @@ ENDPOINTS = [
     Endpoint("resolve", "POST", lambda e, k, c: f"/api/v1/cases/{c}/resolve", ("reviewer",), 200, "student",
              lambda e, k: {"json": {"outcome": "same_person", "note": "核实为本人"}}),
     Endpoint("release", "POST", lambda e, k, c: f"/api/v1/cases/{c}/release", ("reviewer",), 409, "student"),
+    Endpoint("dossier", "GET", lambda e, k, c: f"/api/v1/cases/{c}/dossier", ("reviewer", "academic_affairs"), 200, "student"),
+    Endpoint("dossiers", "GET", lambda e, k, c: f"/api/v1/cases/dossiers?id={c}&id={c}", ("reviewer", "academic_affairs"), 200, "student"),
     Endpoint("batch", "POST", lambda e, k, c: "/api/v1/jobs/batch-compare", ("academic_affairs",), 422, "whole",
              lambda e, k: {"json": {"roster": "../../etc/passwd", "admission_dir": "a", "graduation_dir": "g"}}),
     Endpoint("sweep", "POST", lambda e, k, c: "/api/v1/jobs/duplicate-sweep", ("academic_affairs",), 202 if SWEEP else 501, "whole", lambda e, k: {"json": {}}),

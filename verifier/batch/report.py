@@ -23,9 +23,10 @@ from verifier.common.reasons import REASONS
 from verifier.common.settings import cpu_count
 from verifier.common.tabular import TableWriter
 from verifier.batch.decision import DECISION_ZH, FLAGGED, StudentDecision
+from verifier.store.models import REGISTRATION_ZH
 
-COLUMNS = ["ksh", "student_no", "name", "college", "centre", "decision", "score", "reasons", "photo_issues"]
-HEADERS_ZH = ["考生号", "学号", "姓名", "学院", "学习中心", "结论", "相似度", "原因", "照片问题"]
+COLUMNS = ["ksh", "student_no", "name", "college", "centre", "decision", "score", "reasons", "photo_issues", "registration"]
+HEADERS_ZH = ["考生号", "学号", "姓名", "学院", "学习中心", "结论", "相似度", "原因", "照片问题", "学位注册"]
 THUMB_WIDTH = 150
 MAX_HTML_THUMBS = 5000
 
@@ -45,12 +46,14 @@ class BatchRow:
     photo_issues: list[str] = field(default_factory=list)
     admission_sha: str | None = None
     graduation_sha: str | None = None
+    registration: str = "pending"
 
     def values(self, chinese: bool = False) -> list:
         """Cells in COLUMNS order; `chinese` writes the decision as the offices read it."""
         score = "" if self.score is None else round(self.score, 4)
         decision = DECISION_ZH[self.decision] if chinese else self.decision.value
-        return [self.ksh, self.student_no, self.name, self.college, self.centre, decision, score, ";".join(self.reasons), ";".join(self.photo_issues)]
+        registration = REGISTRATION_ZH.get(self.registration, self.registration) if chinese else self.registration
+        return [self.ksh, self.student_no, self.name, self.college, self.centre, decision, score, ";".join(self.reasons), ";".join(self.photo_issues), registration]
 
 
 def thumbnail(data: bytes | None, width: int = THUMB_WIDTH) -> str | None:
@@ -93,7 +96,7 @@ def _html_page(flagged: list[BatchRow], counts: Counter, thumbs: list[Future], r
             f"<div class=photos>{''.join(imgs)}</div><div class=info>"
             f"<h2>{html.escape(r.name)} <small>{html.escape(r.ksh)} · {html.escape(r.student_no)}</small></h2>"
             f"<p>{html.escape(r.college)} · {html.escape(r.centre)}</p>"
-            f'<p class="decision">{DECISION_ZH[r.decision]} ({r.decision.value}) · 相似度 score {score}</p>'
+            f'<p class="decision">{DECISION_ZH[r.decision]} ({r.decision.value}) · 相似度 score {score} · 学位注册 {REGISTRATION_ZH.get(r.registration, r.registration)}</p>'
             f"<ul>{reasons}</ul></div></section>"
         )
     return f"""<!doctype html>

@@ -331,6 +331,7 @@ class BatchRunner:
                     s.ksh, s.student_no or "", s.name, s.college or "", s.centre or "", outcome.decision, outcome.score, reasons, issues,
                     adm.sha256 if adm is not None and adm.file_path else None,
                     grad.sha256 if grad is not None and grad.file_path else None,
+                    student.registration if student is not None else "pending",
                 )
 
     @staticmethod

@@ -50,7 +50,7 @@ def load_snapshot(session: Session, kshs: Iterable[str], pack_id: str) -> Snapsh
     """Everything the runner needs about these students, in four queries."""
     snap = Snapshot()
     kshs = list(kshs)
-    snap.students = {s.ksh: s for s in session.execute(select(Student.id, Student.ksh).where(Student.ksh.in_(kshs)))}
+    snap.students = {s.ksh: s for s in session.execute(select(Student.id, Student.ksh, Student.registration).where(Student.ksh.in_(kshs)))}
     ids = [s.id for s in snap.students.values()]
     if not ids:
         return snap

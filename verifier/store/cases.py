@@ -3,6 +3,9 @@
 Allowed moves: open → in_review (a reviewer takes it), in_review → open (handed back),
 in_review → resolved (with an outcome). A resolved case is final; new evidence opens a new case.
 At most one unresolved case exists per (case type, subject); opening another returns the existing one.
+A student's registration (学位注册) follows the outcomes in the same transaction: same_person and photo_replaced
+clear it, impersonation blocks it, dismissed leaves it; a new case on a cleared student puts it back to pending.
+Group (duplicate_face) cases name no single student and leave registrations to the members' own cases.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy.orm import Session
 from verifier.common.reasons import VerifierError
 from verifier.common.text import escape_unsafe
 from verifier.store import audit, members
-from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, SUBJECT_TYPES, CaseNote, ReviewCase, utcnow
+from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, OUTCOME_REGISTRATION, SUBJECT_TYPES, CaseNote, ReviewCase, Student, utcnow
 
 NOTE_MAX = 2000
 
@@ -81,7 +84,21 @@ def open_case(
             raise
         return Opened(again, False)
     audit.record(session, actor, "case.open", "case", case.id, after={"type": case_type, "subject": f"{subject_type}:{subject_id}"})
+    if student_id is not None:
+        set_registration(session, student_id, "pending", actor, case.id, only_from="cleared")
     return Opened(case, True)
+
+
+def set_registration(session: Session, student_id: int, to: str, actor: str, case_id: int, only_from: str | None = None) -> bool:
+    """Move a student's registration to `to` (audited as student.registration with the case that moved it); False if unchanged."""
+    student = session.get(Student, student_id, with_for_update=True)
+    if student is None or student.registration == to or (only_from is not None and student.registration != only_from):
+        return False
+    before = student.registration
+    student.registration = to
+    session.flush()
+    audit.record(session, actor, "student.registration", "student", student.id, before={"registration": before}, after={"registration": to}, case=case_id)
+    return True
 
 
 def valid_note(text: str) -> str:
@@ -167,6 +184,8 @@ def resolve(session: Session, case_id: int, outcome: str, actor: str, note: str 
     if case.case_type == "duplicate_face":
         members.decide_rest(session, case.id, outcome, actor)
     audit.record(session, actor, "case.resolve", "case", case.id, before=before, after={"state": "resolved", "outcome": outcome})
+    if case.student_id is not None and outcome in OUTCOME_REGISTRATION:
+        set_registration(session, case.student_id, OUTCOME_REGISTRATION[outcome], actor, case.id)
     return case
 
 

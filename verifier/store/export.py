@@ -21,21 +21,21 @@ from verifier.common.choices import EXPORT_FORMATS, EXPORT_KINDS
 from verifier.common.files import write_output
 from verifier.common.tabular import cell as safe_cell
 from verifier.store.cases import notes_text
-from verifier.store.models import Comparison, Photo, ReviewCase, Student
+from verifier.store.models import REGISTRATION_ZH, Comparison, Photo, ReviewCase, Student
 
 KINDS = EXPORT_KINDS
 FORMATS = EXPORT_FORMATS
 
 _STATUS_ZH = {"enrolled": "在籍", "graduated": "已毕业", "withdrawn": "离校"}
-_CASE_TYPE_ZH = {
+CASE_TYPE_ZH = {
     "comparison_failed": "比对未通过",
     "comparison_review": "比对待复核",
     "duplicate_face": "疑似重复人脸",
     "photo_correction": "照片勘误",
     "identity_check": "身份复核",
 }
-_STATE_ZH = {"open": "待处理", "in_review": "复核中", "resolved": "已结案"}
-_OUTCOME_ZH = {"same_person": "本人", "impersonation": "冒名顶替", "photo_replaced": "已更换照片", "dismissed": "不成立"}
+STATE_ZH = {"open": "待处理", "in_review": "复核中", "resolved": "已结案"}
+OUTCOME_ZH = {"same_person": "本人", "impersonation": "冒名顶替", "photo_replaced": "已更换照片", "dismissed": "不成立"}
 _DECISION_ZH = {"match": "通过", "review": "待复核", "mismatch": "不一致", "unusable": "无法比对"}
 _CHECK_ZH = {"unchecked": "未检查", "pass": "合格", "warn": "合格（有提示）", "fail": "不合格"}
 
@@ -68,7 +68,7 @@ def _students(session: Session, state: str | None, college: str | None) -> Table
         q = q.where(Student.status == state)
     if college:
         q = q.where(Student.college == college)
-    headers = ["考生号", "学号", "姓名", "身份证号（脱敏）", "学院", "学习中心", "入学批次", "状态", "毕业日期", "录取照片", "毕业照片"]
+    headers = ["考生号", "学号", "姓名", "身份证号（脱敏）", "学院", "学习中心", "入学批次", "状态", "毕业日期", "录取照片", "毕业照片", "学位注册"]
 
     def rows() -> Iterator[list[Any]]:
         for st, a, g in session.execute(q).yield_per(1000):
@@ -84,6 +84,7 @@ def _students(session: Session, state: str | None, college: str | None) -> Table
                 _when(st.graduated_on),
                 _CHECK_ZH.get(a, a) if a else "无",
                 _CHECK_ZH.get(g, g) if g else "无",
+                REGISTRATION_ZH.get(st.registration, st.registration),
             ]
 
     return Table(headers, rows())
@@ -124,15 +125,15 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
         q = q.where(ReviewCase.state == state)
     if college:
         q = q.where(Student.college == college)
-    headers = ["案件编号", "类型", "状态", "结论", "考生号", "姓名", "学院", "学习中心", "复核人", "备注", "立案时间", "开始复核时间", "结案时间", "结案人"]
+    headers = ["案件编号", "类型", "状态", "结论", "考生号", "姓名", "学院", "学习中心", "复核人", "备注", "立案时间", "开始复核时间", "结案时间", "结案人", "学位注册"]
 
     def rows() -> Iterator[list[Any]]:
         for case, st in session.execute(q).yield_per(1000):
             yield [
                 case.id,
-                _CASE_TYPE_ZH.get(case.case_type, case.case_type),
-                _STATE_ZH.get(case.state, case.state),
-                _OUTCOME_ZH.get(case.outcome, case.outcome) if case.outcome else "",
+                CASE_TYPE_ZH.get(case.case_type, case.case_type),
+                STATE_ZH.get(case.state, case.state),
+                OUTCOME_ZH.get(case.outcome, case.outcome) if case.outcome else "",
                 st.ksh if st else "",
                 st.name if st else "",
                 st.college if st else "",
@@ -143,6 +144,7 @@ def _cases(session: Session, state: str | None, college: str | None) -> Table:
                 _when(case.review_started_at),
                 _when(case.resolved_at),
                 case.resolved_by or "",
+                REGISTRATION_ZH.get(st.registration, st.registration) if st else "",
             ]
 
     return Table(headers, rows())

@@ -45,6 +45,10 @@ NAMING = {
 }
 
 STUDENT_STATUSES = ("enrolled", "graduated", "withdrawn")
+REGISTRATIONS = ("pending", "cleared", "blocked")
+REGISTRATION_ZH = {"pending": "待定", "cleared": "准予注册", "blocked": "不予注册"}
+# What a resolved case's outcome makes of its student's registration (学位注册); dismissed leaves it as it was.
+OUTCOME_REGISTRATION = {"same_person": "cleared", "photo_replaced": "cleared", "impersonation": "blocked"}
 CHECK_STATUSES = ("unchecked", "pass", "warn", "fail")
 DECISIONS = ("match", "review", "mismatch", "unusable")
 CASE_TYPES = ("comparison_failed", "comparison_review", "duplicate_face", "photo_correction", "identity_check")
@@ -96,7 +100,11 @@ class Student(Base):
     __table_args__ = (
         CheckConstraint(_in("status", STUDENT_STATUSES), name="status"),
         CheckConstraint("status <> 'graduated' OR graduated_on IS NOT NULL", name="graduated_has_date"),
+        CheckConstraint(_in("registration", REGISTRATIONS), name="registration"),
     )
+    # registration comes from the server default and is read back lazily, so an INSERT names no column a
+    # store being upgraded past 0006 does not have yet.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ksh: Mapped[str] = mapped_column(String(32), unique=True)
@@ -109,6 +117,7 @@ class Student(Base):
     intake: Mapped[str] = mapped_column(String(32), default="", index=True)
     status: Mapped[str] = mapped_column(String(16), default="enrolled")
     graduated_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    registration: Mapped[str] = mapped_column(String(16), server_default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -1,7 +1,7 @@
 """API keys are looked up by the SHA-256 of the whole key (a wrong key's timing then says nothing): make it unique.
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-04 12:30:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0009'
-down_revision: Union[str, Sequence[str], None] = '0004'
+down_revision: Union[str, Sequence[str], None] = '0006'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
