@@ -20,7 +20,7 @@ from sqlalchemy import Select, exists, select, union
 from sqlalchemy.orm import Session, aliased
 
 from verifier.common.reasons import reason
-from verifier.store.export import _CASE_TYPE_ZH, _CHECK_ZH, _STATE_ZH, _STATUS_ZH, Table, _when
+from verifier.store.export import CASE_TYPE_ZH, STATE_ZH, _CHECK_ZH, _STATUS_ZH, Table, _when
 from verifier.store.models import CaseMember, Comparison, Photo, ReviewCase, Student
 
 LIST_KINDS = ("missing_photo", "spec_failed", "in_review", "impersonation", "not_compared")
@@ -122,7 +122,7 @@ def in_review(session: Session, college: str, centres: Collection[str] | None = 
     """Students with an open or in-review case."""
     q = _touching(college, centres).where(ReviewCase.state != "resolved").order_by(Student.ksh, ReviewCase.id)
     rows = [
-        _who(st) + [c.id, _CASE_TYPE_ZH.get(c.case_type, c.case_type), _STATE_ZH.get(c.state, c.state), c.assignee or "", _when(c.created_at)]
+        _who(st) + [c.id, CASE_TYPE_ZH.get(c.case_type, c.case_type), STATE_ZH.get(c.state, c.state), c.assignee or "", _when(c.created_at)]
         for c, st in session.execute(q)
     ]
     return NamedList("in_review", TITLES_ZH["in_review"], _WHO + ["案件编号", "类型", "案件状态", "复核人", "立案时间"], rows)
@@ -131,7 +131,7 @@ def in_review(session: Session, college: str, centres: Collection[str] | None = 
 def impersonation(session: Session, college: str, centres: Collection[str] | None = None) -> NamedList:
     """Students a resolved case found to be 冒名顶替 (outcome impersonation)."""
     q = _touching(college, centres, without_dismissed=True).where(ReviewCase.state == "resolved", ReviewCase.outcome == "impersonation").order_by(Student.ksh, ReviewCase.id)
-    rows = [_who(st) + [c.id, _CASE_TYPE_ZH.get(c.case_type, c.case_type), c.resolved_by or "", _when(c.resolved_at)] for c, st in session.execute(q)]
+    rows = [_who(st) + [c.id, CASE_TYPE_ZH.get(c.case_type, c.case_type), c.resolved_by or "", _when(c.resolved_at)] for c, st in session.execute(q)]
     return NamedList("impersonation", TITLES_ZH["impersonation"], _WHO + ["案件编号", "类型", "结案人", "结案时间"], rows)
 
 
