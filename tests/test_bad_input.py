@@ -71,7 +71,7 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "png_named_jpg": ("20210101000005.jpg", "SPEC_FORMAT"),
     "gif_named_jpg": ("20210101000006.jpg", "IMAGE_FORMAT_UNSUPPORTED"),
     "webp_named_jpg": ("20210101000007.jpg", "IMAGE_FORMAT_UNSUPPORTED"),
-    "bmp_named_jpg": ("20210101000008.jpg", "IMAGE_FORMAT_UNSUPPORTED"),
+    "bmp_named_jpg": ("20210101000008.jpg", "SPEC_FORMAT"),  # decodable (ID-card readers export BMP), not the admission format
     "heic_named_jpg": ("20210101000009.jpg", "IMAGE_FORMAT_UNSUPPORTED"),
     "tiff_named_jpg": ("20210101000010.jpg", "IMAGE_FORMAT_UNSUPPORTED"),
     "jpeg_bomb": ("20210101000011.jpg", "IMAGE_TOO_MANY_PIXELS"),

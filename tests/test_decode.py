@@ -82,7 +82,7 @@ def test_truncated_png():
         (b"hello, this is text and not an image at all", "IMAGE_NOT_IMAGE"),
         (b"GIF89a" + b"\0" * 40, "IMAGE_FORMAT_UNSUPPORTED"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\0" * 40, "IMAGE_FORMAT_UNSUPPORTED"),
-        (b"BM" + b"\0" * 60, "IMAGE_FORMAT_UNSUPPORTED"),
+        (b"BM" + b"\0" * 60, "IMAGE_CORRUPT"),
         (b"\x00\x00\x00\x18ftypheic" + b"\0" * 40, "IMAGE_FORMAT_UNSUPPORTED"),
         (b"\xff\xd8\xff\x00" + b"\x13" * 200, "IMAGE_CORRUPT"),
         (b"\xff\xd8\xff\xe0" + b"\x13" * 200, "IMAGE_TRUNCATED"),

@@ -41,7 +41,7 @@ def test_builtin_profiles_hold_the_numbers_of_the_notice():
     assert admission.name_pattern == r"^\d{14}$"
     assert (graduation.min_width, graduation.max_width, graduation.min_height, graduation.max_height) == (480, 480, 640, 640)
     assert graduation.min_bytes == 30 * 1024 and graduation.background == "blue"
-    assert set(BUILTINS) == {"admission", "graduation"}
+    assert set(BUILTINS) == {"admission", "graduation", "id_card"}
     assert load_profile("admission") is admission
     json.dumps(admission.to_dict())
 

@@ -18,7 +18,7 @@ from verifier.core.score import decide
 
 # Reason codes that mean the face cannot be compared at all.
 UNCOMPARABLE_PREFIXES = ("FILE_", "IMAGE_", "CHECK_INTERNAL")
-UNCOMPARABLE_CODES = {"FACE_NOT_FOUND", "FACE_MULTIPLE", "COMPARE_FACE_TOO_SMALL"}
+UNCOMPARABLE_CODES = {"FACE_NOT_FOUND", "FACE_MULTIPLE", "COMPARE_FACE_TOO_SMALL", "IDCARD_SCAN_NO_PORTRAIT", "IDCARD_SCAN_SEVERAL_FACES"}
 # Quality findings that make a score less trustworthy (see verifier.score.decide).
 QUALITY_AFFECTS_SCORE = {
     "QUALITY_BLURRY",
@@ -62,7 +62,7 @@ FLAGGED = (StudentDecision.REVIEW, StudentDecision.FAIL, StudentDecision.PHOTO_U
 class PhotoFindings:
     """What the checks found on one photo, split by question."""
 
-    kind: str  # "admission" | "graduation"
+    kind: str  # "admission" | "graduation" | "id_card"
     codes: tuple[str, ...]  # every fail/warn code from the checks and the face choice
 
     @property
@@ -98,14 +98,15 @@ def decide_student(
     graduation: PhotoFindings | None,
     score: float | None,
     thresholds: Thresholds,
+    probe_kind: str = "graduation",
 ) -> Outcome:
-    """The identity decision for one student.
+    """The identity decision for one student: the admission photo against the probe (graduation or ID-card photo).
 
     `score` is the cosine of the two embeddings (None when not compared).
     A photo with a quality problem that moves scores never fails the pair;
     it passes only at the strict threshold and otherwise goes to review.
     """
-    missing = [reason(f"BATCH_MISSING_{kind}") for kind, f in (("ADMISSION", admission), ("GRADUATION", graduation)) if f is None]
+    missing = [reason(f"BATCH_MISSING_{kind.upper()}") for kind, f in (("admission", admission), (probe_kind, graduation)) if f is None]
     if missing:
         return Outcome(StudentDecision.MISSING_PHOTO, None, missing)
     assert admission is not None and graduation is not None

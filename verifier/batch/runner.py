@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RUN_KIND = "batch_compare"
-PHOTO_SUFFIXES = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG")
+PHOTO_SUFFIXES = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP")
 STORE_DECISION = {
     StudentDecision.PASS: "match",
     StudentDecision.REVIEW: "review",

@@ -10,7 +10,8 @@ so each is defined once.
 from __future__ import annotations
 
 # store.models: the photo kinds a student has (the `photos.kind` check constraint).
-PHOTO_KINDS = ("admission", "graduation")
+# id_card: the 身份证 chip photo (or the portrait cropped from a scan of the card), compared with the admission photo at intake.
+PHOTO_KINDS = ("admission", "graduation", "id_card")
 # store.export: what `verifier export` writes, and in which formats.
 EXPORT_KINDS = ("cases", "comparisons", "students")
 EXPORT_FORMATS = ("csv", "xlsx")

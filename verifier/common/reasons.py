@@ -85,6 +85,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("MODEL_FILE_MISSING", _F, "模型文件缺失", "Model file is missing", "model"),
     ReasonCode("MODEL_CHECKSUM_MISMATCH", _F, "模型文件校验和不符", "Model file checksum does not match the manifest", "model"),
     ReasonCode("MODEL_PACK_UNKNOWN", _F, "未知的模型包", "Unknown model pack", "model"),
+    ReasonCode("MODEL_PACK_NO_THRESHOLDS", _F, "模型包没有这种比对的校准阈值（先运行 verifier calibrate）", "The model pack has no calibrated thresholds for this comparison (run verifier calibrate first)", "model"),
     ReasonCode("ENGINE_SETTING_INVALID", _F, "推理引擎或精度设置无效（VERIFIER_ENGINE / VERIFIER_PRECISION）", "Inference engine or precision setting is invalid (VERIFIER_ENGINE / VERIFIER_PRECISION)", "model"),
     ReasonCode("ENGINE_UNAVAILABLE", _F, "所选推理引擎或精度在本机不可用", "The chosen inference engine or precision is not available on this machine", "model"),
     # Comparison input
@@ -92,6 +93,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     # Batch comparison (graduation vs admission)
     ReasonCode("BATCH_MISSING_ADMISSION", _F, "缺少录取照片", "Admission photo is missing", "batch"),
     ReasonCode("BATCH_MISSING_GRADUATION", _F, "缺少毕业照片", "Graduation photo is missing", "batch"),
+    ReasonCode("BATCH_MISSING_ID_CARD", _F, "缺少身份证照片", "ID-card photo is missing", "batch"),
     ReasonCode("BATCH_FOLDER_MISSING", _F, "照片文件夹不存在", "Photo folder does not exist", "batch"),
     ReasonCode("BATCH_OUT_UNWRITABLE", _F, "报告输出文件夹无法写入", "Report output folder cannot be written", "batch"),
     ReasonCode("BATCH_NOT_PROCESSED", _F, "照片文件存在但本次未处理（运行被中断？）", "Photo file exists but was not processed (run interrupted?)", "batch"),
@@ -101,7 +103,10 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("COMPARE_LOW_QUALITY_REVIEW", _W, "照片质量差，相似度不可靠，转人工复核", "Poor photo quality makes the score unreliable: sent to manual review", "compare"),
     ReasonCode("COMPARE_MISMATCH", _F, "相似度低于拒绝阈值，疑似非同一人", "Similarity below the reject threshold: likely not the same person", "compare"),
     # Photo specification (profiles)
-    ReasonCode("SPEC_FORMAT", _F, "图片格式不符合规格（应为 JPEG）", "Image format does not meet the specification (JPEG required)", "spec"),
+    ReasonCode("SPEC_FORMAT", _F, "图片格式不符合规格（录取照片应为 JPEG）", "Image format does not meet the specification (admission photos must be JPEG)", "spec"),
+    ReasonCode("IDCARD_SCAN_CROPPED", _W, "身份证正面扫描件：已裁出人像，卡面其余内容（姓名、号码、住址）未保存", "Scan of the ID card's front: the portrait was cropped out; the rest of the card (name, number, address) was not kept", "spec"),
+    ReasonCode("IDCARD_SCAN_NO_PORTRAIT", _F, "身份证扫描件上找不到人像", "No portrait found on the ID-card scan", "spec"),
+    ReasonCode("IDCARD_SCAN_SEVERAL_FACES", _F, "身份证扫描件上有多张人脸，无法确定人像", "Several faces on the ID-card scan; the portrait cannot be told apart", "spec"),
     ReasonCode("SPEC_EXTENSION", _F, "文件扩展名不符合规格（应为 .jpg）", "File extension does not meet the specification (.jpg required)", "spec"),
     ReasonCode("SPEC_NAME_PATTERN", _F, "文件名不是有效的考生号", "File name is not a valid candidate number (考生号)", "spec"),
     ReasonCode("SPEC_KSH_NOT_ON_ROSTER", _F, "考生号不在名单中", "Candidate number (考生号) is not on the roster", "spec"),

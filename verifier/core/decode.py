@@ -20,7 +20,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from verifier.common.reasons import VerifierError
 
-SUPPORTED_FORMATS = ("jpeg", "png")
+# BMP: what ID-card readers export (身份证照片); the admission profile still refuses it by its format rule.
+SUPPORTED_FORMATS = ("jpeg", "png", "bmp")
+_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "bmp": "BMP"}
 MIN_SIDE = 16
 
 # We enforce our own cap before decoding; Pillow's warning would be noise.
@@ -32,7 +34,7 @@ class DecodedImage:
     """An upright BGR image plus what decoding learned about the file."""
 
     pixels: np.ndarray  # H x W x 3, uint8, BGR
-    format: str  # "jpeg" | "png"
+    format: str  # "jpeg" | "png" | "bmp"
     source_mode: str  # Pillow mode before conversion, e.g. "RGB", "L", "CMYK"
     exif_orientation: int  # 1 = upright; 2..8 were rotated/flipped here
     progressive: bool
@@ -106,7 +108,7 @@ def _fast_decode(data: bytes, img: Image.Image, fmt: str, orientation: int) -> n
 
     OpenCV returns None on truncated or broken data, and Pillow then names the problem.
     """
-    if img.mode not in ("RGB", "L") or (fmt == "png" and "transparency" in img.info):
+    if fmt == "bmp" or img.mode not in ("RGB", "L") or (fmt == "png" and "transparency" in img.info):
         return None
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if arr is None or arr.shape[:2] != (img.size[1], img.size[0]):
@@ -132,11 +134,13 @@ def min_plausible_bytes(fmt: str, width: int, height: int) -> int:
         return ((width + 7) // 8) * ((height + 7) // 8) // 8
     if fmt == "png":
         return height * (1 + (width + 7) // 8) // _DEFLATE_MAX_RATIO // 2
+    if fmt == "bmp":  # RLE8 at its best: 2 bytes per run of 255 pixels and an end-of-line per row, after the 54-byte header
+        return 54 + height * 2 * (2 + width // 255) // 2
     return 0
 
 
 def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
-    """Decode JPEG or PNG bytes safely; raise VerifierError with a reason code."""
+    """Decode JPEG, PNG or BMP bytes safely; raise VerifierError with a reason code."""
     if not data:
         raise VerifierError("FILE_EMPTY", measured=0)
     fmt = sniff_format(data)
@@ -147,7 +151,7 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data), formats=["JPEG", "PNG"])
+            img = Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
             width, height = img.size
             if width * height > max_pixels:
                 raise VerifierError("IMAGE_TOO_MANY_PIXELS", measured=width * height, limit=max_pixels)

@@ -48,6 +48,20 @@ class Pack:
     thresholds_source: dict[str, Any]
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Thresholds calibrated for another probe photo than the graduation photo, by photo kind (id_card: 102x126).
+    probe_thresholds: dict[str, Thresholds] = field(default_factory=dict)
+
+    def thresholds_for(self, probe_kind: str) -> Thresholds:
+        """The decision thresholds for comparing a `probe_kind` photo with the admission photo.
+
+        graduation uses the pack's main thresholds; another kind needs its own calibrated entry (a 102x126
+        ID-card photo scores lower than a 480x640 one), and a pack without one cannot make that comparison.
+        """
+        if probe_kind == "graduation":
+            return self.thresholds
+        if probe_kind not in self.probe_thresholds:
+            raise VerifierError("MODEL_PACK_NO_THRESHOLDS", detail=f"pack {self.id} has no thresholds.{probe_kind}", limit=sorted(self.probe_thresholds))
+        return self.probe_thresholds[probe_kind]
 
     @property
     def needs_model_dir(self) -> bool:
@@ -86,6 +100,11 @@ def parse_manifest(data: dict[str, Any], path: Path | None = None) -> Pack:
             thresholds_source=th.get("source", {}),
             path=path,
             raw=data,
+            probe_thresholds={
+                kind: Thresholds(float(t["accept"]), float(t["reject"]), float(th["duplicate"]))
+                for kind, t in th.items()
+                if isinstance(t, dict) and "accept" in t
+            },
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise VerifierError("MODEL_PACK_UNKNOWN", detail=f"bad manifest {path}: {exc}") from None

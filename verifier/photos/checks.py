@@ -29,7 +29,7 @@ from verifier.photos.spec import DEFAULT_MAX_PIXELS, check_spec, display_name, k
 if TYPE_CHECKING:
     from verifier.core.pipeline import Pipeline
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_MAX_FILE_BYTES = Settings().max_file_bytes
 # Reasons after which the bytes are not worth decoding.
 _UNDECODABLE = frozenset({"FILE_EMPTY", "IMAGE_NOT_IMAGE", "IMAGE_FORMAT_UNSUPPORTED", "IMAGE_CORRUPT", "IMAGE_TOO_MANY_PIXELS"})

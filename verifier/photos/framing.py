@@ -24,6 +24,10 @@ class Framing:
     face_width: float = 0.58  # detector box width as a share of the output width
 
 
+# The 身份证 chip photo as readers export it: 102x126, the head filling most of the width.
+ID_CARD = Framing(width=102, height=126, eye_line=0.46, face_width=0.60)
+
+
 def crop_box(face: Face, framing: Framing = Framing()) -> tuple[float, float, float, float]:
     """The source rectangle (x, y, w, h) to cut around a face."""
     eyes = (face.landmarks[0] + face.landmarks[1]) / 2.0

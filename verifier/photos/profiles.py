@@ -1,7 +1,7 @@
 """Photo specification profiles: every number of a specification and of the quality rules, in one frozen object.
 
-Built-ins: `admission` (the university's notice for 录取照片) and `graduation`
-(a common provincial requirement for 毕业照片 image collection). A JSON or
+Built-ins: `admission` (the university's notice for 录取照片), `graduation`
+(a common provincial requirement for 毕业照片 image collection) and `id_card` (the 身份证 chip photo). A JSON or
 TOML file overrides fields of a base profile, e.g. `{"base": "admission",
 "max_bytes": 40960}`.
 """
@@ -80,7 +80,31 @@ graduation = Profile(
     min_inter_eye=60.0,
 )
 
-BUILTINS: dict[str, Profile] = {p.name: p for p in (admission, graduation)}
+# The 身份证 chip photo as card readers export it (about 102x126, BMP or JPEG; PNG from some tools), or the
+# portrait cropped from a scan of the card's front. Rules for what the chip holds: a tiny colour photo on a
+# white ground with the head filling most of it; no size cap beyond the reader's (a BMP is ~39 KB), no name rule
+# beyond the 考生号 the office names it by.
+id_card = Profile(
+    name="id_card",
+    version="2026.1",
+    formats=("jpeg", "bmp", "png"),
+    extensions=(".jpg", ".jpeg", ".bmp", ".png"),
+    max_bytes=1024 * 1024,
+    min_width=80,
+    max_width=480,
+    recommended_size=(102, 126),
+    aspect=126 / 102,
+    aspect_tolerance=0.12,
+    min_face_score=0.70,
+    min_face_share=0.15,
+    max_face_share=0.80,
+    max_center_offset=0.18,
+    min_edge_margin=0.0,
+    min_sharpness=15.0,
+    min_inter_eye=18.0,
+)
+
+BUILTINS: dict[str, Profile] = {p.name: p for p in (admission, graduation, id_card)}
 
 _TUPLE_FIELDS = {"formats", "extensions", "recommended_size"}
 

@@ -1,6 +1,6 @@
 """Specification checks that need no model: file name, size, format by content, dimensions.
 
-Dimensions come from the JPEG/PNG header (EXIF orientation applied), so no
+Dimensions come from the JPEG/PNG/BMP header (EXIF orientation applied), so no
 pixel is decoded and thousands of photos are checked per second.
 """
 
@@ -119,9 +119,30 @@ def png_header(data: bytes) -> ImageHeader:
     return ImageHeader("png", w, h, channels, bool(data[28]), 1, data.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82"))
 
 
+def bmp_header(data: bytes) -> ImageHeader:
+    """Width and height from a BMP's DIB header (OS/2 core header or BITMAPINFOHEADER and its successors)."""
+    if len(data) < 26:
+        raise HeaderError("IMAGE_TRUNCATED", "BMP header cut short")
+    file_size, dib = struct.unpack_from("<I", data, 2)[0], struct.unpack_from("<I", data, 14)[0]
+    if dib == 12:
+        w, h = struct.unpack_from("<HH", data, 18)
+        bits = struct.unpack_from("<H", data, 24)[0]
+    elif dib >= 40:
+        if len(data) < 30:
+            raise HeaderError("IMAGE_TRUNCATED", "BMP header cut short")
+        w, h = struct.unpack_from("<ii", data, 18)
+        h = abs(h)  # negative: rows stored top-down
+        bits = struct.unpack_from("<H", data, 28)[0]
+    else:
+        raise HeaderError("IMAGE_CORRUPT", f"unknown BMP header size {dib}")
+    if w <= 0 or h == 0:
+        raise HeaderError("IMAGE_CORRUPT", "zero width or height")
+    return ImageHeader("bmp", w, h, 1 if bits <= 8 else 3, False, 1, len(data) >= file_size)
+
+
 def read_header(data: bytes, fmt: str) -> ImageHeader:
     """Parse the header of a supported format."""
-    return jpeg_header(data) if fmt == "jpeg" else png_header(data)
+    return {"jpeg": jpeg_header, "png": png_header, "bmp": bmp_header}[fmt](data)
 
 
 def name_reasons(file_name: str) -> list[Reason]:

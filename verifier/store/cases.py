@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from verifier.common.reasons import VerifierError
 from verifier.common.text import escape_unsafe
 from verifier.store import audit, members
-from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, OUTCOME_REGISTRATION, SUBJECT_TYPES, CaseNote, ReviewCase, Student, utcnow
+from verifier.store.models import CASE_OUTCOMES, CASE_TYPES, INTAKE_OUTCOME_REGISTRATION, OUTCOME_REGISTRATION, SUBJECT_TYPES, CaseNote, ReviewCase, Student, utcnow
 
 NOTE_MAX = 2000
 
@@ -184,8 +184,9 @@ def resolve(session: Session, case_id: int, outcome: str, actor: str, note: str 
     if case.case_type == "duplicate_face":
         members.decide_rest(session, case.id, outcome, actor)
     audit.record(session, actor, "case.resolve", "case", case.id, before=before, after={"state": "resolved", "outcome": outcome})
-    if case.student_id is not None and outcome in OUTCOME_REGISTRATION:
-        set_registration(session, case.student_id, OUTCOME_REGISTRATION[outcome], actor, case.id)
+    rule = INTAKE_OUTCOME_REGISTRATION if case.case_type == "intake_mismatch" else OUTCOME_REGISTRATION
+    if case.student_id is not None and outcome in rule:
+        set_registration(session, case.student_id, rule[outcome], actor, case.id)
     return case
 
 

@@ -49,9 +49,11 @@ REGISTRATIONS = ("pending", "cleared", "blocked")
 REGISTRATION_ZH = {"pending": "待定", "cleared": "准予注册", "blocked": "不予注册"}
 # What a resolved case's outcome makes of its student's registration (学位注册); dismissed leaves it as it was.
 OUTCOME_REGISTRATION = {"same_person": "cleared", "photo_replaced": "cleared", "impersonation": "blocked"}
+# An intake case (ID card vs admission photo) says nothing about the degree, except that an impersonator gets none.
+INTAKE_OUTCOME_REGISTRATION = {"impersonation": "blocked"}
 CHECK_STATUSES = ("unchecked", "pass", "warn", "fail")
 DECISIONS = ("match", "review", "mismatch", "unusable")
-CASE_TYPES = ("comparison_failed", "comparison_review", "duplicate_face", "photo_correction", "identity_check")
+CASE_TYPES = ("comparison_failed", "comparison_review", "duplicate_face", "photo_correction", "identity_check", "intake_mismatch")
 CASE_STATES = ("open", "in_review", "resolved")
 CASE_OUTCOMES = ("same_person", "impersonation", "photo_replaced", "dismissed")
 SUBJECT_TYPES = ("student", "photo", "comparison", "duplicate")
@@ -125,7 +127,7 @@ class Student(Base):
 
 
 class Photo(Base):
-    """One picture of a student (admission or graduation) with its check result and its place in the correction chain."""
+    """One picture of a student (admission, graduation or ID card) with its check result and its place in the correction chain."""
 
     __tablename__ = "photos"
     __table_args__ = (
@@ -146,6 +148,8 @@ class Photo(Base):
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(500), default="")
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # The digest of the file this photo was cut from (an ID-card scan), which is never stored itself.
+    origin_sha256: Mapped[str | None] = mapped_column(String(64))
     byte_size: Mapped[int] = mapped_column(Integer)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
@@ -192,7 +196,11 @@ class Run(Base):
 
 
 class Comparison(Base):
-    """Graduation photo vs admission photo under one pack; one row per (admission, graduation, pack)."""
+    """A probe photo vs the admission photo under one pack; one row per (admission, probe, pack).
+
+    The probe (`graduation_photo_id`) is the graduation photo for the graduation comparison and the ID-card
+    photo for the intake check; its kind says which comparison a row is.
+    """
 
     __tablename__ = "comparisons"
     __table_args__ = (
