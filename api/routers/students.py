@@ -177,7 +177,10 @@ async def upload_photo(
     def write(s: Any) -> dict[str, Any]:
         st = visible_student(s, who, ksh)
         before = current_photo(s, st.id, kind.value)
-        photo = add_photo(s, store, st, kind.value, data, f"api:{display_name(name)}", work.status, work.codes, work.width, work.height, actor=who.actor)
+        photo = add_photo(
+            s, store, st, kind.value, work.stored_bytes(data), f"api:{display_name(name)}", work.status, work.codes, work.width, work.height,
+            actor=who.actor, origin_sha256=work.origin_sha256,
+        )
         set_check_result(s, photo, work.status, work.codes, actor=who.actor)
         if work.embedding is not None:
             embeddings.put(s, photo.id, pack_id, work.embedding)

@@ -7,13 +7,15 @@ recognizer in one batched call.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from verifier.core.align import align_face
-from verifier.photos.checks import assess_bytes
+from verifier.photos.checks import assess_bytes, status_of
+from verifier.photos.idcard import IdCardInput, prepare_id_card
 from verifier.photos.profiles import Profile
 from verifier.common.reasons import Severity, reason
 from verifier.batch.decision import MIN_COMPARABLE_INTER_EYE, PhotoFindings
@@ -32,7 +34,11 @@ class PhotoJob:
 
 @dataclass(frozen=True)
 class PhotoWork:
-    """What a worker found: check outcome, face size, and the embedding (None when not comparable)."""
+    """What a worker found: check outcome, face size, and the embedding (None when not comparable).
+
+    For an ID-card scan, `data` is what may be stored instead of the file's bytes: the portrait cut from it, or
+    None when no portrait was found (then no pixel is stored); `origin_sha256` is the scan's digest.
+    """
 
     status: str
     codes: list[str]
@@ -40,6 +46,13 @@ class PhotoWork:
     height: int | None
     embedding: np.ndarray | None = None
     reasons: list[dict] = field(default_factory=list)
+    data: bytes | None = None
+    origin_sha256: str | None = None
+    replaced: bool = False  # True: store `data` (possibly None), not the job's bytes
+
+    def stored_bytes(self, original: bytes) -> bytes | None:
+        """The bytes to store for this photo (None: keep only the row, never the scan's pixels)."""
+        return self.data if self.replaced else original
 
 
 _STATE: dict = {}
@@ -65,8 +78,14 @@ def process_chunk(jobs: list[PhotoJob]) -> list[PhotoWork]:
     profiles: dict[str, Profile] = _STATE["profiles"]
     partial: list[tuple[PhotoWork, np.ndarray | None]] = []
     for job in jobs:
-        a = assess_bytes(job.data, job.name, job.name, profiles[job.kind], pipeline)
-        reasons = list(a.result.reasons)
+        card = prepare_id_card(job.data, pipeline) if job.kind == "id_card" else IdCardInput(job.data, None, None)
+        if card.data is None:  # a card scan without a usable portrait: nothing of it is kept
+            why = card.reason.to_dict() if card.reason else {}
+            codes = [why["code"]] if why else []
+            partial.append((PhotoWork("fail", codes, None, None, None, [why] if why else [], None, card.origin_sha256, True), None))
+            continue
+        a = assess_bytes(card.data, job.name, job.name, profiles[job.kind], pipeline)
+        reasons = ([card.reason] if card.reason else []) + list(a.result.reasons)
         crop = None
         if a.pixels is not None and not PhotoFindings(job.kind, tuple(r.code for r in reasons)).blocking:
             face, why = pipeline.face_policy.choose(a.faces)
@@ -76,15 +95,16 @@ def process_chunk(jobs: list[PhotoJob]) -> list[PhotoWork]:
                 reasons.append(reason("COMPARE_FACE_TOO_SMALL", round(face.inter_eye, 1), MIN_COMPARABLE_INTER_EYE))
             elif face is not None:
                 crop = align_face(a.pixels, face.landmarks, pipeline.embedder.size)
-        status = "fail" if any(r.severity is Severity.FAIL for r in reasons) else a.result.status
+        status = status_of(reasons)
         m = a.result.metrics
-        work = PhotoWork(status, [r.code for r in reasons], m.get("width"), m.get("height"), None, [r.to_dict() for r in reasons])
+        replaced = card.origin_sha256 is not None
+        work = PhotoWork(
+            status, [r.code for r in reasons], m.get("width"), m.get("height"), None, [r.to_dict() for r in reasons],
+            card.data if replaced else None, card.origin_sha256, replaced,
+        )
         partial.append((work, crop))
     vectors = iter(pipeline.embedder.embed([c for _, c in partial if c is not None]))
-    return [
-        PhotoWork(w.status, w.codes, w.width, w.height, next(vectors) if crop is not None else None, w.reasons)
-        for w, crop in partial
-    ]
+    return [dataclasses.replace(w, embedding=next(vectors)) if crop is not None else w for w, crop in partial]
 
 
 @dataclass(frozen=True)

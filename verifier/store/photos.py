@@ -35,7 +35,7 @@ def add_photo(
     store: PhotoStore,
     student: Student,
     kind: str,
-    data: bytes,
+    data: bytes | None,
     source: str = "",
     check_status: str = "unchecked",
     check_codes: Sequence[str] = (),
@@ -43,21 +43,26 @@ def add_photo(
     height: int | None = None,
     actor: str = "system",
     stored: StoredFile | None = None,
+    origin_sha256: str | None = None,
 ) -> Photo:
     """Store a picture and make it the student's current photo of this kind; the same bytes again is a no-op.
 
     `stored` is the file PhotoStore.put_many already made durable for these bytes (so it is not re-read). The previous current photo is kept (a correction 勘误 never deletes) and linked both ways. Safe under
     concurrent writers: the partial unique index admits one current photo, and a loser re-reads and retries.
+    `origin_sha256` names the file the bytes were cut from (an ID-card scan); with `data` None the row records
+    only that this file came and its check result (a scan with no usable portrait: no pixel of it is kept).
     """
     _check_kind(kind)
     if check_status not in CHECK_STATUSES:
         raise ValueError(f"check_status must be one of {CHECK_STATUSES}")
-    sha = sha256_hex(data)
+    if data is None and origin_sha256 is None:
+        raise ValueError("a photo row without bytes needs the digest of the file it stands for")
+    sha = sha256_hex(data) if data is not None else str(origin_sha256)
     for attempt in range(ADD_ATTEMPTS):
         current = current_photo(session, student.id, kind, lock=True)
         if current is not None and current.sha256 == sha:
             return current
-        if stored is None or stored.sha256 != sha:
+        if data is not None and (stored is None or stored.sha256 != sha):
             stored = store.put(data)
         try:
             with session.begin_nested():
@@ -69,12 +74,13 @@ def add_photo(
                     kind=kind,
                     source=source[:500],
                     sha256=sha,
-                    byte_size=len(data),
+                    origin_sha256=origin_sha256,
+                    byte_size=len(data) if data is not None else 0,
                     width=width,
                     height=height,
                     check_status=check_status,
                     check_codes=list(check_codes),
-                    file_path=stored.rel_path,
+                    file_path=stored.rel_path if data is not None and stored is not None else None,
                     is_current=True,
                     replaces_id=current.id if current is not None else None,
                 )
@@ -95,7 +101,7 @@ def add_photo(
             "photo",
             photo.id,
             before={"photo_id": current.id, "sha256": current.sha256} if current is not None else None,
-            after={"student_id": student.id, "kind": kind, "sha256": sha, "check_status": check_status, "check_codes": list(check_codes)},
+            after={"student_id": student.id, "kind": kind, "sha256": sha, "origin_sha256": origin_sha256, "check_status": check_status, "check_codes": list(check_codes)},
         )
         return photo
     raise AssertionError("unreachable")

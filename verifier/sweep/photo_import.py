@@ -72,7 +72,7 @@ def _already_done(session, photo: Photo | None, sha: str, pack_id: str) -> bool:
     """Same bytes stored, checked, and embedded (or not embeddable): nothing to do."""
     return (
         photo is not None
-        and photo.sha256 == sha
+        and sha in (photo.sha256, photo.origin_sha256)
         and photo.check_status != "unchecked"
         and (bool(findings_of(photo).blocking) or embeddings.get_or_none(session, photo.id, pack_id) is not None)
     )
@@ -144,7 +144,7 @@ def _commit(db: Database, store: PhotoStore, pack_id: str, ksh: str, job: PhotoJ
         student = get_student(session, ksh)
         assert student is not None
         before = current_photo(session, student.id, job.kind)
-        photo = add_photo(session, store, student, job.kind, job.data, job.source, work.status, work.codes, work.width, work.height, actor=actor)
+        photo = add_photo(session, store, student, job.kind, work.stored_bytes(job.data), job.source, work.status, work.codes, work.width, work.height, actor=actor, origin_sha256=work.origin_sha256)
         set_check_result(session, photo, work.status, work.codes, actor=actor)
         if work.embedding is not None:
             embeddings.put(session, photo.id, pack_id, work.embedding)
