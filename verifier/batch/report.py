@@ -23,6 +23,7 @@ from verifier.common.reasons import REASONS
 from verifier.common.settings import cpu_count
 from verifier.common.tabular import TableWriter
 from verifier.batch.decision import DECISION_ZH, FLAGGED, StudentDecision
+from verifier.batch.pairing import GRADUATION, Pairing
 from verifier.store.models import REGISTRATION_ZH
 
 COLUMNS = ["ksh", "student_no", "name", "college", "centre", "decision", "score", "reasons", "photo_issues", "registration"]
@@ -45,7 +46,7 @@ class BatchRow:
     reasons: list[str] = field(default_factory=list)
     photo_issues: list[str] = field(default_factory=list)
     admission_sha: str | None = None
-    graduation_sha: str | None = None
+    graduation_sha: str | None = None  # the probe photo's (graduation or ID card)
     registration: str = "pending"
 
     def values(self, chinese: bool = False) -> list:
@@ -77,7 +78,7 @@ def _reason_text(code: str) -> str:
     return f"{code} {row.zh} / {row.en}" if row else code
 
 
-def _html_page(flagged: list[BatchRow], counts: Counter, thumbs: list[Future], run_label: str) -> str:
+def _html_page(flagged: list[BatchRow], counts: Counter, thumbs: list[Future], run_label: str, pairing: Pairing = GRADUATION) -> str:
     colleges = sorted({r.college for r in flagged})
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c or "（未填）")}</option>' for c in colleges)
     summary = " · ".join(f"{DECISION_ZH[d]} {counts.get(d, 0)}" for d in StudentDecision)
@@ -85,7 +86,7 @@ def _html_page(flagged: list[BatchRow], counts: Counter, thumbs: list[Future], r
     uris = (f.result() for f in thumbs)
     for i, r in enumerate(flagged):
         imgs = []
-        for label, sha in (("录取照片 admission", r.admission_sha), ("毕业照片 graduation", r.graduation_sha)):
+        for label, sha in (("录取照片 admission", r.admission_sha), (pairing.probe_label, r.graduation_sha)):
             uri = next(uris) if i < MAX_HTML_THUMBS else None
             img = f'<img src="{uri}" alt="{label}">' if uri else '<div class="none">无照片<br>no photo</div>'
             imgs.append(f"<figure>{img}<figcaption>{label}</figcaption></figure>")
@@ -100,7 +101,7 @@ def _html_page(flagged: list[BatchRow], counts: Counter, thumbs: list[Future], r
             f"<ul>{reasons}</ul></div></section>"
         )
     return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>毕业照片比对 需处理名单 / flagged students</title>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{pairing.title_zh} 需处理名单 / flagged students</title>
 <style>
 body{{font-family:system-ui,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:1.5em;background:#f6f7f9;color:#222}}
 .card{{display:flex;gap:1em;background:#fff;border-left:6px solid #999;margin:.8em 0;padding:.8em;border-radius:6px}}
@@ -109,7 +110,7 @@ body{{font-family:system-ui,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;marg
 .none{{width:{THUMB_WIDTH}px;height:{THUMB_WIDTH * 1.4:.0f}px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777}}
 h2{{margin:.1em 0;font-size:1.1em}} small{{color:#666;font-weight:normal}} .decision{{font-weight:bold}}
 </style></head><body>
-<h1>毕业照片与录取照片比对：需处理名单 <small>Graduation vs admission photos: flagged students</small></h1>
+<h1>{pairing.title_zh}：需处理名单 <small>{pairing.title_en}: flagged students</small></h1>
 <p>{html.escape(run_label)}</p><p>{summary}</p>
 <label>学院 / college: <select id="college"><option value="">全部 / all</option>{options}</select></label>
 <span id="shown"></span>
@@ -123,7 +124,7 @@ sel.addEventListener('change',apply);apply();
 
 
 def write_reports(
-    rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str | None], bytes | None], run_label: str = ""
+    rows: Iterable[BatchRow], out_dir: Path, photo: Callable[[str | None], bytes | None], run_label: str = "", pairing: Pairing = GRADUATION
 ) -> tuple[list[Path], Counter]:
     """Write the three reports and count decisions; `photo(sha)` returns a stored picture's bytes (thumbnails).
 
@@ -131,10 +132,12 @@ def write_reports(
     outside the GIL, the spreadsheet writer inside it), so on two cores they cost almost no time.
     """
     with ThreadPoolExecutor(cpu_count(), thread_name_prefix="verifier-thumbs") as pool:
-        return _write_reports(rows, out_dir, lambda sha: pool.submit(lambda: thumbnail(photo(sha))), run_label)
+        return _write_reports(rows, out_dir, lambda sha: pool.submit(lambda: thumbnail(photo(sha))), run_label, pairing)
 
 
-def _write_reports(rows: Iterable[BatchRow], out_dir: Path, thumb: Callable[[str | None], Future], run_label: str) -> tuple[list[Path], Counter]:
+def _write_reports(
+    rows: Iterable[BatchRow], out_dir: Path, thumb: Callable[[str | None], Future], run_label: str, pairing: Pairing = GRADUATION
+) -> tuple[list[Path], Counter]:
     table = TableWriter(out_dir, "report", COLUMNS, HEADERS_ZH, "比对结果")
     by_unit: dict[tuple[str, str], Counter] = defaultdict(Counter)
     counts: Counter = Counter()
@@ -159,5 +162,5 @@ def _write_reports(rows: Iterable[BatchRow], out_dir: Path, thumb: Callable[[str
         raise
     csv_path, xlsx_path = table.close()
     with open_output(Path(out_dir) / "report.html", "w", encoding="utf-8") as fh:
-        fh.write(_html_page(flagged, counts, thumbs, run_label))
+        fh.write(_html_page(flagged, counts, thumbs, run_label, pairing))
     return [csv_path, xlsx_path, Path(out_dir) / "report.html"], counts

@@ -50,6 +50,7 @@ from verifier.store.photostore import PhotoStore, sha256_hex
 from verifier.store.runs import finish_run, latest_runs, start_run, update_counts
 from verifier.store.students import import_roster
 from verifier.batch.decision import Outcome, PhotoFindings, StudentDecision, decide_student, spec_issues
+from verifier.batch.pairing import GRADUATION, Pairing
 from verifier.batch.report import BatchRow, write_reports
 from verifier.batch.snapshot import BLOCK, Snapshot, load_snapshot
 from verifier.batch.worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_students
@@ -58,7 +59,7 @@ from verifier.batch.writer import StoreWriter
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RUN_KIND = "batch_compare"
+RUN_KIND = GRADUATION.run_kind
 PHOTO_SUFFIXES = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP")
 STORE_DECISION = {
     StudentDecision.PASS: "match",
@@ -68,12 +69,15 @@ STORE_DECISION = {
 }
 # Students written per transaction: a killed run loses at most these (and the chunks in flight).
 COMMIT_EVERY = 8
-CASE_FOR = {StudentDecision.FAIL: "comparison_failed", StudentDecision.REVIEW: "comparison_review"}
 
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """Everything `verifier batch compare` was asked to do."""
+    """Everything `verifier batch compare` (or `verifier intake check`) was asked to do.
+
+    `graduation_dir` and `graduation_profile` are the probe photos' folder and profile: graduation photos, or
+    ID-card photos with the INTAKE pairing (the profile then defaults to id_card).
+    """
 
     roster: Path
     admission_dir: Path
@@ -84,8 +88,14 @@ class BatchOptions:
     pack_id: str | None = None
     graduation_key: str = "ksh"
     admission_profile: str = "admission"
-    graduation_profile: str = "graduation"
+    graduation_profile: str | None = None
     actor: str = "batch"
+    pairing: Pairing = GRADUATION
+
+    @property
+    def probe_profile(self) -> str:
+        """The probe photos' profile: as given, else the built-in one of the probe's kind."""
+        return self.graduation_profile or self.pairing.probe
 
     def key(self) -> str:
         """Identity of the job: the same command resumes the same run."""
@@ -95,8 +105,10 @@ class BatchOptions:
             "graduation_dir": str(self.graduation_dir.resolve()),
             "pack": self.pack_id,
             "graduation_key": self.graduation_key,
-            "profiles": [self.admission_profile, self.graduation_profile],
+            "profiles": [self.admission_profile, self.probe_profile],
         }
+        if self.pairing is not GRADUATION:
+            data["probe"] = self.pairing.probe
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -151,14 +163,14 @@ def findings_of(photo: StoredPhoto | None) -> PhotoFindings | None:
 class Progress:
     """A tqdm bar on a terminal, a plain log line every `every` seconds otherwise."""
 
-    def __init__(self, total: int, every: float = 10.0):
+    def __init__(self, total: int, every: float = 10.0, desc: str = GRADUATION.progress):
         self.total, self.done, self.every = total, 0, every
         self.start = self.last = time.monotonic()
         self.bar = None
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="人", desc="比对 compare", file=sys.stderr)
+            self.bar = tqdm(total=total, unit="人", desc=desc, file=sys.stderr)
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -182,12 +194,14 @@ class BatchRunner:
 
     def __init__(self, options: BatchOptions, settings: Settings | None = None):
         self.opt = options
+        self.pairing = options.pairing
+        self.probe = options.pairing.probe
         self.settings = settings or Settings.from_env()
         self.pack = load_pack(options.pack_id or self.settings.pack)
-        self.thresholds = self.pack.thresholds
+        self.thresholds = self.pack.thresholds_for(self.probe)
         self.profiles: dict[str, Profile] = {
             "admission": load_profile(options.admission_profile),
-            "graduation": load_profile(options.graduation_profile),
+            self.probe: load_profile(options.probe_profile),
         }
         self.store = PhotoStore.for_home(self.settings.home)
         self._stop = False
@@ -200,14 +214,14 @@ class BatchRunner:
         grad = self._graduation_stem(s)
         return {
             "admission": photo_files(self.opt.admission_dir, s.ksh),
-            "graduation": photo_files(self.opt.graduation_dir, grad) if grad else [],
+            self.probe: photo_files(self.opt.graduation_dir, grad) if grad else [],
         }
 
     def _blocks(self, db: Database, roster: RosterLoad) -> Iterator[tuple[Snapshot, list[RosterStudent]]]:
         """Roster students block by block, each block with one bulk read of its store state."""
         for block in chunked(roster.students.values(), BLOCK):
             kshs = [s.ksh for s in block]
-            yield db.read(lambda session: load_snapshot(session, kshs, self.pack.id)), block
+            yield db.read(lambda session: load_snapshot(session, kshs, self.pack.id, self.probe)), block
 
     def _plan(self, db: Database, roster: RosterLoad, counters: Counter, progress: Progress) -> Iterator[StudentJob]:
         """Students whose photos or comparison still need work, with the bytes read for them; block by block."""
@@ -227,16 +241,16 @@ class BatchRunner:
                         continue  # reported from the folder at report time
                     done = (
                         cur is not None
-                        and cur.sha256 == sha256_hex(data)
+                        and sha256_hex(data) in (cur.sha256, cur.origin_sha256)
                         and cur.check_status != "unchecked"
                         and (bool(findings_of(cur).blocking) or snap.vector(cur) is not None)
                     )
                     if not done:
                         jobs.append(PhotoJob(s.ksh, kind, paths[0].name, data, str(paths[0])))
                         photos[kind] = None
-                adm, grad = photos.get("admission"), photos.get("graduation")
+                adm, grad = photos.get("admission"), photos.get(self.probe)
                 compared = snap.compared_pair(adm, grad)
-                needs_compare = not compared and bool(files["admission"] or adm) and bool(files["graduation"] or grad)
+                needs_compare = not compared and bool(files["admission"] or adm) and bool(files[self.probe] or grad)
                 if jobs or needs_compare:
                     yield StudentJob(s.ksh, jobs)
                 else:
@@ -262,29 +276,34 @@ class BatchRunner:
         row never points at a file that a crash could lose.
         """
         pack_id = self.pack.id
-        datas = [pj.data for job, _ in done for pj in job.photos]
+        stored_bytes = [w.stored_bytes(pj.data) for job, works in done for pj, w in zip(job.photos, works, strict=True)]
+        datas = [d for d in stored_bytes if d is not None]
         files = {f.sha256: f for f in self.store.put_many(datas)} if datas else {}
 
         def write_one(session, student: Student, job: StudentJob, works: list[PhotoWork]) -> None:
             photos: dict[str, Photo | None] = {}
             vectors: dict[str, np.ndarray | None] = {}
             for pj, work in zip(job.photos, works, strict=True):
-                stored = files.get(sha256_hex(pj.data))
-                photo = add_photo(session, self.store, student, pj.kind, pj.data, pj.source, work.status, work.codes, work.width, work.height, actor=self.opt.actor, stored=stored)
+                data = work.stored_bytes(pj.data)
+                stored = files.get(sha256_hex(data)) if data is not None else None
+                photo = add_photo(
+                    session, self.store, student, pj.kind, data, pj.source, work.status, work.codes, work.width, work.height,
+                    actor=self.opt.actor, stored=stored, origin_sha256=work.origin_sha256,
+                )
                 set_check_result(session, photo, work.status, work.codes, actor=self.opt.actor)
                 if work.embedding is not None:
                     embeddings.put(session, photo.id, pack_id, work.embedding)
                 photos[pj.kind], vectors[pj.kind] = photo, work.embedding
-            for kind in ("admission", "graduation"):
+            for kind in ("admission", self.probe):
                 if kind not in photos:
                     photos[kind] = current_photo(session, student.id, kind)
                     vectors[kind] = embeddings.get_or_none(session, photos[kind].id, pack_id) if photos[kind] else None
-            adm, grad = photos["admission"], photos["graduation"]
+            adm, grad = photos["admission"], photos[self.probe]
             if adm is None or grad is None:
                 return
-            outcome = self._decide(adm, grad, vectors["admission"], vectors["graduation"])
+            outcome = self._decide(adm, grad, vectors["admission"], vectors[self.probe])
             rec = record_comparison(session, adm, grad, pack_id, outcome.score, STORE_DECISION[outcome.decision], [r.code for r in outcome.reasons], run_id)
-            case_type = CASE_FOR.get(outcome.decision)
+            case_type = self.pairing.cases.get(outcome.decision)
             if case_type and rec.created:
                 open_case(session, case_type, "comparison", rec.comparison.id, student.id, actor=self.opt.actor)
 
@@ -299,18 +318,20 @@ class BatchRunner:
     def _decide(self, adm: StoredPhoto | None, grad: StoredPhoto | None, a: np.ndarray | None, b: np.ndarray | None) -> Outcome:
         """The decision from stored photos, their checks and embeddings (the same at run and report time)."""
         score = float(a @ b) if adm is not None and grad is not None and a is not None and b is not None else None
-        return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds)
+        return decide_student(findings_of(adm), findings_of(grad), score, self.thresholds, self.probe)
 
     def _find_run(self, db: Database) -> tuple[int, bool]:
         key = self.opt.key()
-        for run in db.read(lambda session: latest_runs(session, RUN_KIND, limit=50)):
+        run_kind = self.pairing.run_kind
+        for run in db.read(lambda session: latest_runs(session, run_kind, limit=50)):
             if run.parameters.get("key") == key and run.status in ("running", "interrupted"):
                 return run.id, True
         params = {"key": key, "pack": self.pack.id, "workers": self.opt.workers, "graduation_key": self.opt.graduation_key}
-        return db.transaction(lambda s: start_run(s, RUN_KIND, params, actor=self.opt.actor).id), False
+        return db.transaction(lambda s: start_run(s, run_kind, params, actor=self.opt.actor).id), False
 
     def _out_dir(self) -> Path:
-        return run_report_dir(self.settings.home, self.opt.out_dir, "batch", "BATCH_OUT_UNWRITABLE")
+        folder = "batch" if self.pairing is GRADUATION else "intake"
+        return run_report_dir(self.settings.home, self.opt.out_dir, folder, "BATCH_OUT_UNWRITABLE")
 
     def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:
         """One report row per roster student, from the store and the folders, block by block."""
@@ -318,11 +339,11 @@ class BatchRunner:
             for s in block:
                 student = snap.students.get(s.ksh)
                 files = self._files(s)
-                adm, grad = snap.photo(student, "admission"), snap.photo(student, "graduation")
+                adm, grad = snap.photo(student, "admission"), snap.photo(student, self.probe)
                 outcome = self._decide(adm, grad, snap.vector(adm), snap.vector(grad))
                 reasons = [r.code for r in outcome.reasons]
                 if outcome.decision is StudentDecision.MISSING_PHOTO:
-                    unreadable = [self._read_error(files[k]) for k, p in (("admission", adm), ("graduation", grad)) if p is None and files[k]]
+                    unreadable = [self._read_error(files[k]) for k, p in (("admission", adm), (self.probe, grad)) if p is None and files[k]]
                     if unreadable:
                         outcome, reasons = Outcome(StudentDecision.PHOTO_UNUSABLE, None), unreadable
                 issues = spec_issues([findings_of(adm), findings_of(grad)])
@@ -372,7 +393,7 @@ class BatchRunner:
             run_id, resumed = self._find_run(db)
             summary = BatchSummary(run_id, resumed, len(roster.students), 0, 0, out_dir=out_dir)
             counters: Counter = Counter()
-            progress = Progress(len(roster.students))
+            progress = Progress(len(roster.students), desc=self.pairing.progress)
             previous = signal.signal(signal.SIGINT, self.request_stop)
             workers = self.opt.workers or cpu_count()
             args = (self.pack.id, str(self.settings.model_dir) if self.settings.model_dir else None, self.profiles)
@@ -399,7 +420,7 @@ class BatchRunner:
                 db.transaction(lambda s: finish_run(s, run_id, "interrupted", dict(counters)))
                 return summary
             label = f"run {run_id} · pack {self.pack.id} · {datetime.now():%Y-%m-%d %H:%M}"
-            summary.reports, decisions = write_reports(self.report_rows(db, roster), out_dir, self._photo_bytes, label)
+            summary.reports, decisions = write_reports(self.report_rows(db, roster), out_dir, self._photo_bytes, label, self.pairing)
             summary.decisions = Counter({d.value: n for d, n in decisions.items()})
             final = {**counters, **{f"decision_{k}": v for k, v in summary.decisions.items()}, "students": len(roster.students)}
             db.transaction(lambda s: finish_run(s, run_id, "completed", final))

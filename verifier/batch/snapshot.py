@@ -43,11 +43,11 @@ class Snapshot:
 
 
 # What the runner reads of a photo: its check (decision), its bytes' digest (skip unchanged work), whether purged.
-PHOTO_COLUMNS = (Photo.id, Photo.student_id, Photo.kind, Photo.sha256, Photo.check_status, Photo.check_codes, Photo.file_path)
+PHOTO_COLUMNS = (Photo.id, Photo.student_id, Photo.kind, Photo.sha256, Photo.origin_sha256, Photo.check_status, Photo.check_codes, Photo.file_path)
 
 
-def load_snapshot(session: Session, kshs: Iterable[str], pack_id: str) -> Snapshot:
-    """Everything the runner needs about these students, in four queries."""
+def load_snapshot(session: Session, kshs: Iterable[str], pack_id: str, probe: str = "graduation") -> Snapshot:
+    """Everything the runner needs about these students, in four queries; `probe` is the kind compared with admission."""
     snap = Snapshot()
     kshs = list(kshs)
     snap.students = {s.ksh: s for s in session.execute(select(Student.id, Student.ksh, Student.registration).where(Student.ksh.in_(kshs)))}
@@ -60,7 +60,7 @@ def load_snapshot(session: Session, kshs: Iterable[str], pack_id: str) -> Snapsh
     if photo_ids:
         q = select(Embedding.photo_id, Embedding.dim, Embedding.vector).where(Embedding.photo_id.in_(photo_ids), Embedding.pack_id == pack_id)
         snap.vectors = {e.photo_id: to_vector(e) for e in session.execute(q)}
-        pairs = [(a.id, g.id) for (sid, kind), a in snap.photos.items() if kind == "admission" and (g := snap.photos.get((sid, "graduation")))]
+        pairs = [(a.id, g.id) for (sid, kind), a in snap.photos.items() if kind == "admission" and (g := snap.photos.get((sid, probe)))]
         if pairs:
             q = select(Comparison.admission_photo_id, Comparison.graduation_photo_id).where(
                 tuple_(Comparison.admission_photo_id, Comparison.graduation_photo_id).in_(pairs), Comparison.pack_id == pack_id

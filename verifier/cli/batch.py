@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from verifier.batch.runner import BatchSummary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     c.add_argument("--pack", default=None, help="model pack id")
     c.add_argument("--admission-profile", default="admission")
-    c.add_argument("--graduation-profile", default="graduation")
+    c.add_argument("--graduation-profile", default=None, help="graduation photos' profile (default: graduation)")
     c.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from verifier.batch.decision import DECISION_ZH, StudentDecision
+    """Run the graduation comparison."""
     from verifier.batch.runner import BatchOptions, BatchRunner
 
     options = BatchOptions(
@@ -41,7 +45,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         admission_profile=args.admission_profile,
         graduation_profile=args.graduation_profile,
     )
-    summary = BatchRunner(options).run()
+    return print_summary(BatchRunner(options).run())
+
+
+def print_summary(summary: "BatchSummary") -> int:
+    """What a batch or intake run did, on stdout (the resume hint on stderr); the exit status."""
+    from verifier.batch.decision import DECISION_ZH, StudentDecision
+
     if summary.interrupted:
         print(
             f"已中断：已处理 {summary.processed} 人。用同一命令重新运行即可继续 / interrupted after {summary.processed} students; "

@@ -15,7 +15,7 @@ EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
 FOLLOW_ENV = "VERIFIER_FOLLOW_SYMLINKS"
 # Command groups, one module each in verifier.cli; each exposes register(subparsers).
 # Order matters: store adds `roster import|graduate` to the group roster creates.
-COMMAND_MODULES = ("photos", "roster", "store", "batch", "calibrate", "sweep", "serve", "demo", "lists", "cases")
+COMMAND_MODULES = ("photos", "roster", "store", "batch", "intake", "calibrate", "sweep", "serve", "demo", "lists", "cases")
 
 
 def _err(msg: str) -> None:
