@@ -160,6 +160,10 @@ class JobManager:
         """Start the batch comparison in a child process (409 API_JOB_BUSY while one runs)."""
         return self._start("batch_compare", RUN_KIND, options.key(), parameters, actor, _batch_child, (options, self.settings))
 
+    def start_intake(self, options: BatchOptions, parameters: dict[str, Any], actor: str) -> Job:
+        """Start the intake check (ID card vs admission photos) in a child process (409 API_JOB_BUSY while one runs)."""
+        return self._start("intake_check", options.pairing.run_kind, options.key(), parameters, actor, _batch_child, (options, self.settings))
+
     def start_sweep(self, parameters: dict[str, Any], actor: str, full: bool = False) -> Job:
         """Start the duplicate sweep in a child process (409 API_JOB_BUSY while one runs)."""
         args = (self.db.url, self.settings, self.settings.api_job_workers, actor, full)

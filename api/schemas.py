@@ -137,6 +137,14 @@ class BatchJobIn(BaseModel):
     graduation_key: str = Field(default="ksh", pattern="^(ksh|student_no)$")
 
 
+class IntakeJobIn(BaseModel):
+    """The intake check's files on the server, relative to its permitted folder (as for the batch)."""
+
+    roster: str = Field(min_length=1, max_length=500, description="roster CSV/XLSX, relative path")
+    admission_dir: str = Field(min_length=1, max_length=500)
+    id_card_dir: str = Field(min_length=1, max_length=500, description="ID-card photos (chip exports or scans of the card's front)")
+
+
 class SweepJobIn(BaseModel):
     """Parameters of a duplicate sweep: incremental by default, `full` searches every current photo against all."""
 

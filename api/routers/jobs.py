@@ -1,4 +1,4 @@
-"""Background jobs for academic affairs: the batch comparison and the duplicate sweep, with status and cancel."""
+"""Background jobs: the batch comparison, the intake check and the duplicate sweep, with status and cancel."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 
+from verifier.batch.pairing import INTAKE
 from verifier.batch.runner import BatchOptions
+from verifier.core.packs import load_pack
 
-from api.auth import ACADEMIC, require
+from api.auth import ACADEMIC, ADMISSIONS, require
 from api.jobs import Job, JobManager, sweep_function
 from api.keys import Principal
 from api.problems import ApiProblem
-from api.schemas import BatchJobIn, SweepJobIn
+from api.schemas import BatchJobIn, IntakeJobIn, SweepJobIn
 from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -42,19 +44,24 @@ def inside(root: Path, relative: str) -> Path:
     return target
 
 
+def _inputs(state: AppState, roster: str, *folders: str) -> tuple[Path, ...]:
+    """The roster file and photo folders of a job, each inside the files folder and present."""
+    root = files_root(state)
+    roster_path, dirs = inside(root, roster), [inside(root, f) for f in folders]
+    if not roster_path.is_file():
+        raise ApiProblem("ROSTER_UNREADABLE", "roster file not found under the files folder")
+    for folder in dirs:
+        if not folder.is_dir():
+            raise ApiProblem("BATCH_FOLDER_MISSING", "folder not found under the files folder")
+    return (roster_path, *dirs)
+
+
 @router.post("/batch-compare", status_code=202)
 def start_batch(body: BatchJobIn, state: AppState = Depends(get_state), who: Principal = Depends(require(ACADEMIC))) -> dict[str, Any]:
     """Start the batch comparison (graduation vs admission photos of a roster) in the background; resumable like the CLI."""
     if who.scoped:
         raise ApiProblem("API_SCOPE_FORBIDDEN", "a batch covers the whole roster; use an unscoped key")
-    root = files_root(state)
-    roster = inside(root, body.roster)
-    adm, grad = inside(root, body.admission_dir), inside(root, body.graduation_dir)
-    if not roster.is_file():
-        raise ApiProblem("ROSTER_UNREADABLE", "roster file not found under the files folder")
-    for folder in (adm, grad):
-        if not folder.is_dir():
-            raise ApiProblem("BATCH_FOLDER_MISSING", "folder not found under the files folder")
+    roster, adm, grad = _inputs(state, body.roster, body.admission_dir, body.graduation_dir)
     options = BatchOptions(
         roster=roster,
         admission_dir=adm,
@@ -66,6 +73,20 @@ def start_batch(body: BatchJobIn, state: AppState = Depends(get_state), who: Pri
     )
     job = _jobs(state).start_batch(options, body.model_dump(), who.actor)
     return job.public()
+
+
+@router.post("/intake-check", status_code=202)
+def start_intake(body: IntakeJobIn, state: AppState = Depends(get_state), who: Principal = Depends(require(ADMISSIONS, ACADEMIC))) -> dict[str, Any]:
+    """Start the intake check (each admission photo checked, then compared with the ID-card photo) in the background."""
+    if who.scoped:
+        raise ApiProblem("API_SCOPE_FORBIDDEN", "an intake check covers the whole roster; use an unscoped key")
+    roster, adm, cards = _inputs(state, body.roster, body.admission_dir, body.id_card_dir)
+    options = BatchOptions(
+        roster=roster, admission_dir=adm, graduation_dir=cards, db_url=state.db_url, workers=state.settings.api_job_workers,
+        actor=who.actor, pairing=INTAKE,
+    )
+    load_pack(state.settings.pack).thresholds_for(INTAKE.probe)  # refused before a child starts
+    return _jobs(state).start_intake(options, body.model_dump(), who.actor).public()
 
 
 @router.post("/duplicate-sweep", status_code=202)

@@ -14,7 +14,8 @@ from fastapi.responses import Response
 
 from verifier.batch.decision import StudentDecision, decide_student
 from verifier.common.files import write_output
-from verifier.batch.runner import CASE_FOR, STORE_DECISION, findings_of
+from verifier.batch.pairing import GRADUATION
+from verifier.batch.runner import STORE_DECISION, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
 from verifier.common.reasons import REASONS, Severity
 from verifier.photos.roster import RosterLimits, load_roster
@@ -287,7 +288,7 @@ async def compare_student(ksh: str = KSH, state: AppState = Depends(get_state), 
         case_id = None
         if rec.created:
             audit.record(s, who.actor, "comparison.record", "comparison", rec.comparison.id, after={"decision": rec.comparison.decision, "pack": pack_id})
-            case_type = CASE_FOR.get(outcome.decision)
+            case_type = GRADUATION.cases.get(outcome.decision)
             if case_type:
                 case_id = open_case(s, case_type, "comparison", rec.comparison.id, student_id, actor=who.actor).case.id
         return {"comparison_id": rec.comparison.id, "created": rec.created, "case_id": case_id}

@@ -12,6 +12,7 @@ import zipfile
 
 from sqlalchemy.orm import Session
 
+from verifier.common.choices import PHOTO_KIND_ZH
 from verifier.common.fonts import cjk_font_path
 from verifier.store.dossier import Dossier, gather
 from verifier.store.photostore import PhotoStore
@@ -20,7 +21,6 @@ from verifier.store.models import REGISTRATION_ZH
 
 CST = dt.timezone(dt.timedelta(hours=8))
 PHOTO_W = 60.0
-_KIND_ZH = {"admission": "录取照片", "graduation": "毕业照片", "id_card": "身份证照片"}
 _OUTCOME_MEANING = {
     "same_person": "经复核确认为本人，继续办理学位注册 / same person: registration proceeds",
     "impersonation": "经复核认定冒名顶替，不予注册 / impersonation: not registered",
@@ -88,7 +88,7 @@ def render(d: Dossier) -> bytes:
             if p.data is not None:
                 pdf.image(io.BytesIO(p.data), x=x, y=top, w=PHOTO_W, h=PHOTO_W * 1.4, keep_aspect_ratio=True)
             pdf.set_xy(x, top + PHOTO_W * 1.4 + 1)
-            pdf.multi_cell(PHOTO_W, 5, f"{_KIND_ZH.get(p.kind, p.kind)}\n入库 stored {_when(p.taken)}\n来源 source：{p.source or '—'}" + ("" if p.data else "\n（照片已清除 purged）"), align="L")
+            pdf.multi_cell(PHOTO_W, 5, f"{PHOTO_KIND_ZH.get(p.kind, p.kind)}\n入库 stored {_when(p.taken)}\n来源 source：{p.source or '—'}" + ("" if p.data else "\n（照片已清除 purged）"), align="L")
         pdf.set_xy(pdf.l_margin, top + PHOTO_W * 1.4 + 18)
     heading("三、比对结果 Scores and thresholds")
     line(_score_words(d))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from verifier.common.choices import PHOTO_KINDS
+from verifier.common.choices import PHOTO_KINDS, SWEEP_KINDS
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -102,7 +102,7 @@ def register(subparsers: Any) -> None:
         description="在全部录取/毕业照片中查找同一人脸出现在不同学生下的情况，生成复核案件与报告。",
     )
     s.add_argument("--db", default=None, help="database URL (default: VERIFIER_DB, config, or SQLite under VERIFIER_HOME)")
-    s.add_argument("--kinds", type=_kinds, default=PHOTO_KINDS, help="photo kinds to sweep (default: admission,graduation)")
+    s.add_argument("--kinds", type=_kinds, default=SWEEP_KINDS, help="photo kinds to sweep (default: admission,graduation; id_card may be added)")
     s.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the pack's thresholds.duplicate)")
     s.add_argument("--full", action="store_true", help="re-check every photo, not only those new since the last sweep")
     s.add_argument("--exact", action="store_true", help="exact search whatever the size")

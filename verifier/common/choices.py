@@ -12,6 +12,9 @@ from __future__ import annotations
 # store.models: the photo kinds a student has (the `photos.kind` check constraint).
 # id_card: the 身份证 chip photo (or the portrait cropped from a scan of the card), compared with the admission photo at intake.
 PHOTO_KINDS = ("admission", "graduation", "id_card")
+PHOTO_KIND_ZH = {"admission": "录取照片", "graduation": "毕业照片", "id_card": "身份证照片"}
+# sweep: the kinds a duplicate sweep searches unless told otherwise (ID-card photos are 102x126: opt in with --kinds).
+SWEEP_KINDS = ("admission", "graduation")
 # store.export: what `verifier export` writes, and in which formats.
 EXPORT_KINDS = ("cases", "comparisons", "students")
 EXPORT_FORMATS = ("csv", "xlsx")

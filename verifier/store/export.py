@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
-from verifier.common.choices import EXPORT_FORMATS, EXPORT_KINDS
+from verifier.common.choices import EXPORT_FORMATS, EXPORT_KINDS, PHOTO_KIND_ZH
 from verifier.common.files import write_output
 from verifier.common.tabular import cell as safe_cell
 from verifier.store.cases import notes_text
@@ -33,6 +33,7 @@ CASE_TYPE_ZH = {
     "duplicate_face": "疑似重复人脸",
     "photo_correction": "照片勘误",
     "identity_check": "身份复核",
+    "intake_mismatch": "入学身份核验未通过",
 }
 STATE_ZH = {"open": "待处理", "in_review": "复核中", "resolved": "已结案"}
 OUTCOME_ZH = {"same_person": "本人", "impersonation": "冒名顶替", "photo_replaced": "已更换照片", "dismissed": "不成立"}
@@ -91,15 +92,21 @@ def _students(session: Session, state: str | None, college: str | None) -> Table
 
 
 def _comparisons(session: Session, state: str | None, college: str | None) -> Table:
-    q: Select[Any] = select(Comparison, Student).join(Student, Student.id == Comparison.student_id).order_by(Student.college, Student.ksh, Comparison.id)
+    q: Select[Any] = (
+        select(Comparison, Student, Photo.kind)
+        .join(Student, Student.id == Comparison.student_id)
+        .join(Photo, Photo.id == Comparison.graduation_photo_id)
+        .order_by(Student.college, Student.ksh, Comparison.id)
+    )
     if state:
         q = q.where(Comparison.decision == state)
     if college:
         q = q.where(Student.college == college)
-    headers = ["考生号", "学号", "姓名", "学院", "学习中心", "录取照片编号", "毕业照片编号", "模型包", "相似度", "结论", "原因代码", "运行编号", "比对时间"]
+    # The probe's kind goes last so the existing columns keep their positions.
+    headers = ["考生号", "学号", "姓名", "学院", "学习中心", "录取照片编号", "比对照片编号", "模型包", "相似度", "结论", "原因代码", "运行编号", "比对时间", "比对照片类型"]
 
     def rows() -> Iterator[list[Any]]:
-        for c, st in session.execute(q).yield_per(1000):
+        for c, st, probe_kind in session.execute(q).yield_per(1000):
             yield [
                 st.ksh,
                 st.student_no,
@@ -114,6 +121,7 @@ def _comparisons(session: Session, state: str | None, college: str | None) -> Ta
                 ";".join(c.reasons or []),
                 c.run_id or "",
                 _when(c.created_at),
+                PHOTO_KIND_ZH.get(probe_kind, probe_kind),
             ]
 
     return Table(headers, rows())

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, exists, select, union
 from sqlalchemy.orm import Session, aliased
 
+from verifier.common.choices import PHOTO_KIND_ZH
 from verifier.common.reasons import reason
 from verifier.store.export import CASE_TYPE_ZH, STATE_ZH, _CHECK_ZH, _STATUS_ZH, Table, _when
 from verifier.store.models import CaseMember, Comparison, Photo, ReviewCase, Student
@@ -31,7 +32,6 @@ TITLES_ZH = {
     "impersonation": "身份复核未通过",
     "not_compared": "尚未比对",
 }
-_KIND_ZH = {"admission": "录取照片", "graduation": "毕业照片"}
 _WHO = ["考生号", "学号", "姓名", "身份证号（脱敏）", "学习中心", "入学批次", "状态"]
 
 
@@ -77,7 +77,7 @@ def missing_photo(session: Session, college: str, centres: Collection[str] | Non
     for st, adm_id, grad_id in session.execute(q):
         missing = [k for k, pid in (("admission", adm_id), ("graduation", grad_id if st.status == "graduated" else 1)) if pid is None]
         if missing:
-            rows.append(_who(st) + ["、".join(_KIND_ZH[k] for k in missing)])
+            rows.append(_who(st) + ["、".join(PHOTO_KIND_ZH[k] for k in missing)])
     return NamedList("missing_photo", TITLES_ZH["missing_photo"], _WHO + ["缺少"], rows)
 
 
@@ -92,7 +92,7 @@ def spec_failed(session: Session, college: str, centres: Collection[str] | None 
     rows = []
     for st, photo in session.execute(q):
         codes = list(photo.check_codes or [])
-        rows.append(_who(st) + [_KIND_ZH.get(photo.kind, photo.kind), _CHECK_ZH.get(photo.check_status, photo.check_status), ";".join(codes), "；".join(_zh(c) for c in codes), _when(photo.created_at)])
+        rows.append(_who(st) + [PHOTO_KIND_ZH.get(photo.kind, photo.kind), _CHECK_ZH.get(photo.check_status, photo.check_status), ";".join(codes), "；".join(_zh(c) for c in codes), _when(photo.created_at)])
     return NamedList("spec_failed", TITLES_ZH["spec_failed"], _WHO + ["照片", "检查结果", "原因代码", "原因", "上传时间"], rows)
 
 

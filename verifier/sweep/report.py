@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from verifier.common.choices import PHOTO_KIND_ZH
 from verifier.batch.report import MAX_HTML_THUMBS, THUMB_WIDTH, thumbnail
 from verifier.common.files import write_output
 from verifier.common.reasons import VerifierError
@@ -34,7 +35,6 @@ HEADERS_ZH = [
     "候选编号", "照片A编号", "照片B编号",
 ]
 STATUS_ZH = {"new": "新发现", "again": "再次发现", "adjudicated": "已裁定（不再提交）"}
-KIND_ZH = {"admission": "录取照片", "graduation": "毕业照片"}
 
 
 def _load(db: Database, photo_ids: set[int]) -> tuple[dict[int, Photo], dict[int, Student]]:
@@ -71,7 +71,7 @@ def write_sweep_reports(db: Database, store: PhotoStore, rows: list, out_dir: Pa
             (ka, na, noa, ca, kia), (kb, nb, nob, cb, kib) = sides
             common = [ka, na, noa, ca]
             values = [r.group or "", r.case_id or "", r.status, round(r.score, 4), *common, kia, kb, nb, nob, cb, kib, r.candidate_id, r.photo_a, r.photo_b]
-            display = [r.group or "", r.case_id or "", STATUS_ZH[r.status], round(r.score, 4), *common, KIND_ZH[kia], kb, nb, nob, cb, KIND_ZH[kib], r.candidate_id, r.photo_a, r.photo_b]
+            display = [r.group or "", r.case_id or "", STATUS_ZH[r.status], round(r.score, 4), *common, PHOTO_KIND_ZH[kia], kb, nb, nob, cb, PHOTO_KIND_ZH[kib], r.candidate_id, r.photo_a, r.photo_b]
             table.add(values, display)
     except BaseException:
         table.discard()
@@ -112,7 +112,7 @@ def _html(rows: list, photos: dict[int, Photo], students: dict[int, Student], st
                 s = students[p.student_id]
                 figs.append(
                     f"<figure>{_picture(store, p, shown < MAX_HTML_THUMBS)}<figcaption><b>{html.escape(s.name)}</b><br>"
-                    f"{html.escape(s.ksh)} · {html.escape(s.student_no)}<br>{html.escape(s.college)}<br>{KIND_ZH[p.kind]} {p.kind}</figcaption></figure>"
+                    f"{html.escape(s.ksh)} · {html.escape(s.student_no)}<br>{html.escape(s.college)}<br>{PHOTO_KIND_ZH[p.kind]} {p.kind}</figcaption></figure>"
                 )
                 shown += 1
             cards.append(

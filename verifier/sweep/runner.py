@@ -42,6 +42,7 @@ from verifier.store.cases import append_note, open_case
 from verifier.store.db import Database, safe_url
 from verifier.store.connect import open_database
 from verifier.store.duplicates import record_candidate
+from verifier.common.choices import SWEEP_KINDS
 from verifier.store.models import PHOTO_KINDS, DuplicateCandidate, Embedding, Photo, ReviewCase
 from verifier.store.photostore import PhotoStore
 from verifier.store.runs import finish_run, start_run
@@ -60,7 +61,7 @@ class SweepOptions:
     """What `verifier sweep` was asked to do; `force_approximate`/`exact_limit` exist for tests and benchmarks."""
 
     db_url: str | None = None
-    kinds: tuple[str, ...] = PHOTO_KINDS
+    kinds: tuple[str, ...] = SWEEP_KINDS
     threshold: float | None = None
     full: bool = False
     exact: bool = False
