@@ -79,6 +79,8 @@ ENDPOINTS = [
     Endpoint("dossiers", "GET", lambda e, k, c: f"/api/v1/cases/dossiers?id={c}&id={c}", ("reviewer", "academic_affairs"), 200, "student"),
     Endpoint("batch", "POST", lambda e, k, c: "/api/v1/jobs/batch-compare", ("academic_affairs",), 422, "whole",
              lambda e, k: {"json": {"roster": "../../etc/passwd", "admission_dir": "a", "graduation_dir": "g"}}),
+    Endpoint("intake", "POST", lambda e, k, c: "/api/v1/jobs/intake-check", ("admissions", "academic_affairs"), 422, "whole",
+             lambda e, k: {"json": {"roster": "../../etc/passwd", "admission_dir": "a", "id_card_dir": "c"}}),
     Endpoint("sweep", "POST", lambda e, k, c: "/api/v1/jobs/duplicate-sweep", ("academic_affairs",), 202 if SWEEP else 501, "whole", lambda e, k: {"json": {}}),
     Endpoint("jobs", "GET", lambda e, k, c: "/api/v1/jobs", ("academic_affairs",), 200, "none"),
     Endpoint("job", "GET", lambda e, k, c: "/api/v1/jobs/abc123", ("academic_affairs",), 404, "none"),

@@ -18,7 +18,8 @@ from openpyxl import load_workbook
 from test_bad_input import FULL_ONLY, KINDS, _make
 
 from verifier.store.audit import events_for
-from verifier.store.models import AuditEvent, Photo
+from tests.intakehelp import make_intake_cohort
+from verifier.store.models import AuditEvent, Photo, ReviewCase
 from verifier.store.photos import history
 from verifier.store.students import get_student
 
@@ -270,6 +271,35 @@ def test_batch_job_runs_reports_progress_and_can_be_cancelled(env: Env, api_coho
     with env.db.session() as s:
         assert any(e.action == "job.cancel" and "test-academic_affairs" in e.actor for e in events_for(s, "job", job2))
         assert s.query(Photo).count() > 0
+
+
+def test_intake_job_runs_to_the_cli_result(env: Env, pipeline, faces, tmp_path) -> None:
+    """POST /jobs/intake-check runs the intake check in the background: every student decided, intake cases opened."""
+    cohort = make_intake_cohort(pipeline, faces, tmp_path / "cohort")
+    root = env.settings.home / "incoming"
+    shutil.copytree(cohort.admission_dir, root / "adm", dirs_exist_ok=True)
+    shutil.copytree(cohort.id_card_dir, root / "cards", dirs_exist_ok=True)
+    shutil.copy(cohort.roster, root / "intake.csv")
+    body = {"roster": "intake.csv", "admission_dir": "adm", "id_card_dir": "cards"}
+    missing = env.client.post("/api/v1/jobs/intake-check", headers=env.h("admissions"), json={**body, "id_card_dir": "nowhere"})
+    assert missing.status_code == 422 and missing.json()["code"] == "BATCH_FOLDER_MISSING"
+    r = env.client.post("/api/v1/jobs/intake-check", headers=env.h("admissions"), json=body)
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        st = env.client.get(f"/api/v1/jobs/{job}", headers=env.h("academic_affairs")).json()
+        if st["state"] in ("completed", "failed", "cancelled", "interrupted"):
+            break
+        time.sleep(0.5)
+    assert st["state"] == "completed", st
+    n = len(cohort.expected)
+    assert st["kind"] == "intake_check" and st["progress"]["total"] == n and st["run"]["status"] == "completed"
+    assert sum(v for k, v in st["run"]["counts"].items() if k.startswith("decision_")) == n
+    with env.db.session() as s:
+        types = {c.case_type for c in s.query(ReviewCase)}
+        assert "intake_mismatch" in types and not types & {"comparison_failed", "comparison_review"}
+        assert s.query(Photo).filter(Photo.kind == "id_card").count() == n - 1  # one student has no ID-card photo
 
 
 def test_duplicate_sweep_job(env: Env) -> None:

@@ -114,7 +114,7 @@ def add_check(photos_subparsers: Any) -> argparse.ArgumentParser:
     )
     c.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (searched recursively)")
     c.add_argument("--roster", default=None, help="roster CSV/XLSX: every 考生号 must be on it")
-    c.add_argument("--profile", default="admission", help="built-in profile (admission, graduation) or a JSON/TOML file")
+    c.add_argument("--profile", default="admission", help="built-in profile (admission, graduation, id_card) or a JSON/TOML file")
     c.add_argument("--json", action="store_true", help="one JSON object per photo on stdout")
     c.add_argument("--out", default=None, help="folder for report.csv, report.xlsx and results.jsonl")
     c.add_argument("--quiet", action="store_true", help="print failures only, no summary")
