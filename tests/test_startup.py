@@ -150,7 +150,7 @@ def _not_allowed(modules: list[str]) -> list[str]:
 def test_every_command_is_walked() -> None:
     # A walk that missed the nested groups would pass vacuously.
     for path in [("compare",), ("photos", "check"), ("photos", "fix"), ("photos", "import"), ("db", "upgrade"),
-                 ("roster", "reconcile"), ("roster", "import"), ("batch", "compare"), ("calibrate",), ("serve",), ("keys", "create")]:
+                 ("roster", "reconcile"), ("roster", "import"), ("batch", "compare"), ("intake", "check"), ("calibrate",), ("serve",), ("keys", "create")]:
         assert path in COMMANDS
 
 

@@ -107,7 +107,7 @@ class BatchOptions:
             "graduation_key": self.graduation_key,
             "profiles": [self.admission_profile, self.probe_profile],
         }
-        if self.pairing is not GRADUATION:
+        if self.pairing != GRADUATION:
             data["probe"] = self.pairing.probe
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -330,7 +330,7 @@ class BatchRunner:
         return db.transaction(lambda s: start_run(s, run_kind, params, actor=self.opt.actor).id), False
 
     def _out_dir(self) -> Path:
-        folder = "batch" if self.pairing is GRADUATION else "intake"
+        folder = "batch" if self.pairing == GRADUATION else "intake"
         return run_report_dir(self.settings.home, self.opt.out_dir, folder, "BATCH_OUT_UNWRITABLE")
 
     def report_rows(self, db: Database, roster: RosterLoad) -> Iterator[BatchRow]:

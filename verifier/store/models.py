@@ -143,13 +143,16 @@ class Photo(Base):
         ),
     )
 
+    __mapper_args__ = {"eager_defaults": False}
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(500), default="")
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    # The digest of the file this photo was cut from (an ID-card scan), which is never stored itself.
-    origin_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The digest of the file this photo was cut from (an ID-card scan), which is never stored itself. Deferred and
+    # named in an INSERT only when set, so the ORM still works on a store being upgraded from before 0010.
+    origin_sha256: Mapped[str | None] = mapped_column(String(64), deferred=True, server_default=text("NULL"))
     byte_size: Mapped[int] = mapped_column(Integer)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)

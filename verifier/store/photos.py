@@ -74,7 +74,7 @@ def add_photo(
                     kind=kind,
                     source=source[:500],
                     sha256=sha,
-                    origin_sha256=origin_sha256,
+                    **({"origin_sha256": origin_sha256} if origin_sha256 is not None else {}),
                     byte_size=len(data) if data is not None else 0,
                     width=width,
                     height=height,

@@ -62,7 +62,7 @@ def _change(forward: bool) -> None:
 def upgrade() -> None:
     """Widen the two checks; add photos.origin_sha256."""
     _change(True)
-    op.add_column('photos', sa.Column('origin_sha256', sa.String(length=64), nullable=True))
+    op.add_column('photos', sa.Column('origin_sha256', sa.String(length=64), server_default=sa.text('NULL'), nullable=True))
 
 
 def downgrade() -> None:
