@@ -6,6 +6,7 @@ import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -176,3 +177,18 @@ def test_every_face_set_photo_still_decodes(faces):
     assert photos
     for p in photos:
         assert decode_image(p.read_bytes()).width >= 16, p.name
+
+
+def test_bmp_from_an_id_card_reader_decodes_and_its_header_is_read() -> None:
+    """ID-card readers export the chip photo as a 24-bit BMP: decoded to the same pixels, header read without decoding."""
+    from verifier.photos.spec import read_header
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 255, size=(126, 102, 3), dtype=np.uint8)
+    data = cv2.imencode(".bmp", img)[1].tobytes()
+    decoded = decode_image(data)
+    assert decoded.format == "bmp" and (decoded.width, decoded.height) == (102, 126)
+    assert np.array_equal(decoded.pixels, img)
+    header = read_header(data, "bmp")
+    assert (header.width, header.height, header.complete) == (102, 126, True)
+    assert read_header(data[:-10], "bmp").complete is False

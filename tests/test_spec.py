@@ -165,3 +165,12 @@ def test_spec_only_is_fast(tmp_path):
     rate = len(results) / (time.perf_counter() - t0)
     assert len(results) == 400 and all(r.status == "pass" for r in results)
     assert rate >= 1000, f"spec-only checks at {rate:.0f} photos/s"
+
+
+def test_id_card_profile_accepts_a_reader_s_bmp_that_admission_refuses() -> None:
+    """A 102x126 BMP chip photo meets the id_card specification; as an admission photo it is the wrong format."""
+    data = cv2.imencode(".bmp", np.full((126, 102, 3), 200, np.uint8))[1].tobytes()
+    reasons, metrics = check_spec(data, "20260000000001.bmp", load_profile("id_card"))
+    assert reasons == [] and (metrics["width"], metrics["height"], metrics["format"]) == (102, 126, "bmp")
+    codes = {r.code for r in check_spec(data, "20260000000001.bmp", load_profile("admission"))[0]}
+    assert {"SPEC_FORMAT", "SPEC_EXTENSION"} <= codes

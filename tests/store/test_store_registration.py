@@ -35,6 +35,16 @@ def test_outcome_sets_registration(db: Database, outcome: str, registration: str
             assert moves[0].summary["case"] == case_id
 
 
+@pytest.mark.parametrize("outcome, registration", [("same_person", "pending"), ("photo_replaced", "pending"), ("impersonation", "blocked"), ("dismissed", "pending")])
+def test_an_intake_case_only_blocks(db: Database, outcome: str, registration: str) -> None:
+    """Confirming a student at intake (ID card vs admission) does not clear the degree; finding an impersonator blocks it."""
+    with db.write_session() as s:
+        st = add_students(s, 1)[0]
+    _resolve(db, st.id, outcome, "intake_mismatch")
+    with db.session() as s:
+        assert s.get(Student, st.id).registration == registration
+
+
 def test_new_case_reopens_cleared_but_not_blocked(db: Database) -> None:
     with db.write_session() as s:
         a, b = add_students(s, 2)

@@ -5,6 +5,7 @@ in_review → resolved (with an outcome). A resolved case is final; new evidence
 At most one unresolved case exists per (case type, subject); opening another returns the existing one.
 A student's registration (学位注册) follows the outcomes in the same transaction: same_person and photo_replaced
 clear it, impersonation blocks it, dismissed leaves it; a new case on a cleared student puts it back to pending.
+An intake case (intake_mismatch: ID card vs admission photo) only blocks: its other outcomes say nothing of the degree.
 Group (duplicate_face) cases name no single student and leave registrations to the members' own cases.
 """
 
