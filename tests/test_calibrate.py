@@ -316,3 +316,65 @@ def test_quality_study_sends_low_quality_genuine_pairs_to_review(calibrated):
     assert band["impostor_review"] <= 0.02 * band["impostor_pairs"]
     summary = {(r["degradation"], r["level"]): r for r in m["quality_study"]["summary"]}
     assert summary[("blur", "severe")]["mean_drop"] > summary[("blur", "mild")]["mean_drop"]
+
+
+@pytest.fixture(scope="module")
+def id_card_calibrated(faces, cache_dir, tmp_path_factory):
+    """`calibrate --id-card` on the face set, --write-pack on a copy of the manifest."""
+    from verifier.cli.main import main
+    from verifier.core.packs import load_pack
+
+    installed = load_pack("sface-yunet-int8").path
+    work = tmp_path_factory.mktemp("calibrate-id")
+    manifest = work / "sface-yunet-int8.json"
+    shutil.copyfile(installed, manifest)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VERIFIER_CACHE_DIR", str(cache_dir))
+    try:
+        code = main(["calibrate", "--id-card", "--identity-folders", str(faces), "--out", str(work / "out"), "--manifest", str(manifest),
+                     "--write-pack", "--bootstrap", "50", "--no-dlib"])
+    finally:
+        mp.undo()
+    assert code == 0
+    return work / "out", manifest, json.loads(installed.read_text(encoding="utf-8"))
+
+
+def test_id_card_calibration_scores_pairs_at_both_sizes_and_writes_only_thresholds_id_card(id_card_calibrated):
+    out, manifest, original = id_card_calibrated
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["systems"][0]["name"].endswith("admission vs ID card")
+    assert m["systems"][0]["genuine"] == 38 and m["systems"][0]["impostor"] == 262  # every pair of the face set, once
+    fig = m["id_card"]
+    assert set(fig["tar_at_far"]) == set(fig["full_size_tar_at_far"]) and 0 <= fig["eer"] <= 1 and 0 <= fig["full_size_eer"] <= 1
+    th = json.loads(manifest.read_text(encoding="utf-8"))["thresholds"]
+    assert {k: th[k] for k in ("accept", "reject", "duplicate")} == {k: original["thresholds"][k] for k in ("accept", "reject", "duplicate")}
+    assert th["source"] == original["thresholds"]["source"]
+    card = th["id_card"]
+    assert card["accept"] == m["recommended"]["accept"]["value"] and card["reject"] == m["recommended"]["reject"]["value"]
+    assert card["reject"] <= card["accept"]
+    assert "102x126 ID-card BMP" in card["source"]["data"] and card["source"]["figures"]["full_size_tar_at_far"]
+
+
+def test_id_card_renderings_are_what_offices_upload(pipeline, single_faces):
+    """The admission side meets the admission spec (JPEG <= 50 KB, 295x413); the ID-card side is a 102x126 BMP."""
+    from verifier.calibrate.id_card import admission_bytes, id_card_bytes
+    from verifier.photos.profiles import load_profile
+    from verifier.photos.spec import check_spec
+
+    src = single_faces[0]
+    analysis, pixels = pipeline.analyze(src), pipeline.decode(src).pixels
+    adm, card = admission_bytes(pixels, analysis), id_card_bytes(pixels, analysis)
+    assert [r.code for r in check_spec(adm, "20260000000001.jpg", load_profile("admission"))[0]] == []
+    reasons, metrics = check_spec(card, "20260000000001.bmp", load_profile("id_card"))
+    assert reasons == [] and (metrics["format"], metrics["width"], metrics["height"]) == ("bmp", 102, 126)
+
+
+def test_committed_id_card_thresholds_are_calibrated():
+    """The default pack carries thresholds.id_card from a calibration run (its source names the data and the date)."""
+    from verifier.core.packs import load_pack
+
+    pack = load_pack("sface-yunet-int8")
+    t = pack.thresholds_for("id_card")
+    src = pack.raw["thresholds"]["id_card"]["source"]
+    assert t.reject < t.accept and "lfw-gray" in src["data"] and src["figures"]["pairs"]["impostor"] >= 1_000_000
+    assert t.duplicate == pack.thresholds.duplicate  # a sweep's threshold is the pack's, whatever the probe

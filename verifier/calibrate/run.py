@@ -23,6 +23,7 @@ from verifier.calibrate.metrics import STANDARD_FMRS, SortedScores, identity_boo
 from verifier.calibrate.pairs import PairSet, ScoredPairs, all_pairs, read_pairs_csv, scan_identity_folders, score_pairs, scored_from_embeddings
 from verifier.calibrate.protocols import AlignedPairs, pairset_of, read_bin, read_lfw_pairs
 from verifier.calibrate.peers import SystemResult, evaluate_dlib, evaluate_pack, format_table, side_by_side, summarize
+from verifier.calibrate.id_card import score_at_id_card_size
 from verifier.calibrate.quality_study import ABSORBED_LEVELS, run_quality_study
 from verifier.calibrate.report import CalibrationReport, write_reports
 from verifier.calibrate.thresholds import (
@@ -84,7 +85,26 @@ def _pairs(args: argparse.Namespace) -> tuple[PairSet, AlignedPairs | None]:
         kept = [(p, i) for p, i in zip(images, identities, strict=True) if p.name not in drop]
         notes.append(f"{len(images) - len(kept)} images left out as known label errors ({args.exclude.name})")
         images, identities = [p for p, _ in kept], [i for _, i in kept]
+    if getattr(args, "max_images", None):
+        images, identities = subset_by_identity(images, identities, args.max_images)
+        notes.append(f"subset: whole identities in SHA-256 order of their names, {len(images)} images of {len(set(identities))} people (--max-images {args.max_images})")
     return all_pairs(images, identities, f"identity folders {args.identity_folders.name}", notes, args.max_impostor_pairs), None
+
+
+def subset_by_identity(images: list[Path], identities: list[str], limit: int) -> tuple[list[Path], list[str]]:
+    """Whole identities, taken in the order of their names' SHA-256 (neither alphabetical nor by size), up to `limit` images."""
+    import hashlib
+
+    by_id: dict[str, list[Path]] = {}
+    for path, ident in zip(images, identities, strict=True):
+        by_id.setdefault(ident, []).append(path)
+    kept: list[tuple[Path, str]] = []
+    for ident in sorted(by_id, key=lambda x: hashlib.sha256(x.encode("utf-8")).hexdigest()):
+        if len(kept) + len(by_id[ident]) > limit:
+            continue
+        kept += [(p, ident) for p in by_id[ident]]
+    kept.sort(key=lambda pi: str(pi[0]))
+    return [p for p, _ in kept], [i for _, i in kept]
 
 
 def _embed(pipeline: Any, pairs: PairSet, aligned: AlignedPairs | None) -> tuple[ScoredPairs, float]:
@@ -152,6 +172,24 @@ def write_manifest_thresholds(path: Path, rec: Recommendation, method: str, data
     write_output(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644)  # a manifest is a public source file, not personal data
 
 
+def write_manifest_probe_thresholds(path: Path, kind: str, rec: Recommendation, method: str, data: str, date: str, figures: dict) -> None:
+    """Write thresholds.<kind> (accept, reject and their source) for another probe photo, keeping every other key."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    th = doc.setdefault("thresholds", {})
+    previous = {k: v for k, v in th.get(kind, {}).items() if k != "source"}
+    th[kind] = {"accept": rec.accept.value, "reject": rec.reject.value,
+                "source": {"method": method, "data": data, "date": date, "figures": figures, **({"previous": previous} if previous else {})}}
+    write_output(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644)  # a public source file
+
+
+def id_card_figures(own: SystemResult, full_size: SystemResult) -> dict[str, Any]:
+    """TAR at each FAR and EER at ID-card size beside the same pairs at full size (what the small photo costs)."""
+    a, b = own.to_dict(), full_size.to_dict()
+    r = lambda v: None if v is None else round(v, 5)  # noqa: E731
+    return {"tar_at_far": {k: r(v) for k, v in a["tar_at_far"].items()}, "full_size_tar_at_far": {k: r(v) for k, v in b["tar_at_far"].items()},
+            "eer": round(own.eer.eer, 5), "full_size_eer": round(full_size.eer.eer, 5)}
+
+
 def _method_text(rec: Recommendation, args: argparse.Namespace, previous_method: str) -> str:
     parts = [f"verifier calibrate (accept at FMR <= {args.target_fmr:g}, reject at FNMR <= {args.target_fnmr:g}, gallery {args.gallery_size:,}, "
              f"<= {args.max_false_duplicates:g} false duplicate pair(s) per sweep)."]
@@ -200,11 +238,22 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     threads = args.threads or cpu_count()
     pipeline = Pipeline.load(pack.id, args.model_dir, threads=threads)
-    scored, per_image = _embed(pipeline, pairs, aligned)
+    id_card = getattr(args, "id_card", False)
+    if id_card and aligned is not None:
+        raise VerifierError("PAIRS_FILE_INVALID", detail="--id-card needs photos (identity folders, a pairs CSV or LFW pairs), not aligned faces")
+    full_size = None
+    if id_card:
+        with _progress(len(pairs.images), "ID-card size") as bar:
+            both = score_at_id_card_size(pipeline, pairs, bar.update)
+        scored, per_image = both.id_card, both.seconds_per_image
+        full_size = summarize(f"{pack.id} admission vs original", both.full_size, per_image)
+    else:
+        scored, per_image = _embed(pipeline, pairs, aligned)
     if not scored.same.any() or scored.same.all():
         raise VerifierError("PAIRS_FILE_INVALID", detail="after dropping unusable images no genuine or no impostor pair is left")
-    current = pack.thresholds
-    own = summarize(pack.id, scored, per_image, native_threshold=current.accept, native_label=f"pack accept {current.accept}")
+    current = pack.probe_thresholds.get("id_card", pack.thresholds) if id_card else pack.thresholds
+    name = f"{pack.id} admission vs ID card" if id_card else pack.id
+    own = summarize(name, scored, per_image, native_threshold=current.accept, native_label=f"pack accept {current.accept}")
     intervals = _bootstrap(own, args.bootstrap, args.target_fnmr)
 
     models = tail_models(scored.impostor)
@@ -230,14 +279,14 @@ def run(args: argparse.Namespace) -> int:
     workload, workload_now = review_band(scored.genuine, scored.impostor, rec.thresholds()), review_band(scored.genuine, scored.impostor, current)
 
     peers: list[SystemResult] = []
-    if not args.no_dlib and aligned is None:
+    if not args.no_dlib and aligned is None and not id_card:
         with _progress(len(pairs.images), "dlib") as bar:
             dl = evaluate_dlib(pairs, bar.update)
         if dl is not None:
             peers.append(dl)
         else:
             _err("face_recognition (dlib) not installed: `pip install dlib-bin face_recognition_models face_recognition` to compare")
-    if args.peer_pack and aligned is None:
+    if args.peer_pack and aligned is None and not id_card:
         with _progress(len(pairs.images), args.peer_pack) as bar:
             peers.append(evaluate_pack(pairs, args.peer_pack, args.peer_model_dir, threads, bar.update))
 
@@ -261,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
     date = dt.date.today().isoformat()
     n_id = len(set(pairs.identities))
     data = args.data_description or (f"{pairs.source}: {len(pairs.images)} images of {n_id} people, {scored.same.sum()} genuine and "
-                                     f"{(~scored.same).sum()} impostor pairs" + ("; quality study on degraded copies" if study else ""))
+                                     f"{(~scored.same).sum()} impostor pairs" + ("; quality study on degraded copies" if study else "")
+                                     + ("; each pair as a 295x413 admission photo vs a 102x126 ID-card BMP cut from the two images" if id_card else ""))
     report = CalibrationReport(pack.id, data, date, own, peers, intervals, models, arith, current, rec, args.target_fmr, n_id,
                                len(pairs.images), names, study, band, band_now, pairs.notes, args.target_fnmr, workload, workload_now)
     write_reports(report, out)
@@ -282,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
             "impostor_pairs": band.impostor_pairs, "impostor_review": band.impostor_review, "impostor_match": band.impostor_match,
             "failing": [p.__dict__ for p in band.failing]},
         "plots": names,
+        "id_card": None if full_size is None else id_card_figures(own, full_size),
     }
     write_output(out / "metrics.json", (json.dumps(_jsonable(metrics), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     with open_output(out / "scores.npz", "wb") as fh:  # every system's scores, for figures across data sets
@@ -297,7 +348,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"quality study: mild/moderate genuine pairs -> match {band.match}, review {band.review}, below reject {band.mismatch} "
               f"({band.routed_by_quality} of them below the quality floor, routed to review)")
     print(f"written: {out / 'report.html'}, {out / 'report.md'}, {out / 'metrics.json'}, " + ", ".join(str(out / n) for n in names.values()))
-    if args.write_pack:
+    if full_size is not None:
+        fig = id_card_figures(own, full_size)
+        for far, tar in fig["tar_at_far"].items():
+            print(f"TAR at FAR {far}: ID card {tar} vs full size {fig['full_size_tar_at_far'][far]}")
+    if args.write_pack and id_card:
+        if pack.path is None:
+            raise VerifierError("MODEL_PACK_UNKNOWN", detail="the pack has no manifest file to write")
+        write_manifest_probe_thresholds(pack.path, "id_card", rec, _method_text(rec, args, ""), data, date,
+                                        _jsonable({**_figures(own, workload, arith), **id_card_figures(own, full_size)}))
+        print(f"thresholds.id_card written to {pack.path}")
+    elif args.write_pack:
         if pack.path is None:
             raise VerifierError("MODEL_PACK_UNKNOWN", detail="the pack has no manifest file to write")
         write_manifest_thresholds(pack.path, rec, _method_text(rec, args, str(pack.thresholds_source.get("method", ""))), data, date,

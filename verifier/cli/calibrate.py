@@ -36,6 +36,10 @@ def register(subparsers: Any) -> None:
     c.add_argument("--max-impostor-pairs", type=int, default=30_000_000, help="sample impostor pairs down to this many (identity folders)")
     c.add_argument("--quality-study", action="store_true", help="also degrade the photos (blur, size, crop, roll, exposure, JPEG) and study the scores")
     c.add_argument("--write-pack", action="store_true", help="write the recommended thresholds into the pack manifest, with data description and date")
+    c.add_argument("--id-card", action="store_true",
+                   help="calibrate the intake check: admission photo (295x413) vs ID-card photo (102x126) of each pair; --write-pack writes thresholds.id_card")
+    c.add_argument("--max-images", type=int, default=None,
+                   help="identity folders: keep whole identities, in the order of their names' SHA-256, up to this many images (a reproducible subset)")
     c.add_argument("--data-description", default=None, help="words for the manifest's source.data (default: describes the input)")
     c.add_argument("--peer-pack", default=None, help="also evaluate this pack (e.g. buffalo_l) on the same pairs")
     c.add_argument("--peer-model-dir", type=Path, default=None, help="model folder for --peer-pack")
