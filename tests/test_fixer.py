@@ -290,6 +290,20 @@ def test_roster_maps_student_numbers_to_ksh(tmp_path, pipeline, profile, single_
     assert rows["9999.jpg"].reasons[0].code == "FIX_KSH_UNKNOWN"
 
 
+def test_a_bmp_admission_photo_is_fixed_into_a_compliant_jpeg(tmp_path, pipeline, profile, single_faces):
+    """BMP (what ID-card and some camera tools export) fails the admission format rule; the fixer turns it into the JPEG."""
+    from verifier.photos.spec import check_spec
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    obama = next(p for p in single_faces if p.stem == "obama_1")
+    cv2.imwrite(str(src / f"{ksh(5)}.bmp"), cv2.imread(str(obama)))
+    assert "SPEC_FORMAT" in {r.code for r in check_spec((src / f"{ksh(5)}.bmp").read_bytes(), f"{ksh(5)}.bmp", profile)[0]}
+    rows = by_source_report(fix_folder(src, out, pipeline, profile))
+    assert rows[f"{ksh(5)}.bmp"].status == FIXED and rows[f"{ksh(5)}.bmp"].output == f"{ksh(5)}.jpg"
+    assert check_spec((out / f"{ksh(5)}.jpg").read_bytes(), f"{ksh(5)}.jpg", profile)[0] == []
+
+
 def by_source_report(report) -> dict:
     return {r.source: r for r in report.results}
 
