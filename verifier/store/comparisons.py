@@ -1,4 +1,4 @@
-"""Comparisons of a graduation photo with an admission photo: one row per (admission, graduation, pack)."""
+"""Comparisons of a probe photo (graduation or ID card) with an admission photo: one row per (admission, probe, pack)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from verifier.common.reasons import VerifierError
 from verifier.store.models import DECISIONS, Comparison, Photo
+
+# The photo kinds compared with the admission photo: at graduation, and at intake (身份证照片).
+PROBE_KINDS = ("graduation", "id_card")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ def record_comparison(
     """Store a comparison unless this pair was already compared with this pack (re-runs do not duplicate)."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}")
-    if admission.kind != "admission" or graduation.kind != "graduation" or admission.student_id != graduation.student_id:
+    if admission.kind != "admission" or graduation.kind not in PROBE_KINDS or admission.student_id != graduation.student_id:
         raise VerifierError("STORE_COMPARISON_INVALID", detail=f"photos {admission.id}/{graduation.id}")
     existing = _find(session, admission.id, graduation.id, pack_id)
     if existing is not None:
