@@ -1,0 +1,58 @@
+"""ID-card test images made at test time from the face set: a chip-size photo and a synthetic scan of the card's front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from verifier.photos.framing import ID_CARD, frame_face
+
+SCAN_SIZE = (856, 540)  # width, height: an ID-1 card scanned at about 254 dpi
+CARD_COLOUR = (222, 232, 238)  # BGR: the pale background of a 身份证's front
+PORTRAIT_BOX = (600, 70, 220, 308)  # x, y, w, h where the portrait is pasted (right third, like the 人像面)
+TEXT_RIGHT = 540  # the text rows stay left of this x
+# Text rows like the card's (name, sex, birth, address, number); Latin glyphs, as cv2.putText draws no CJK.
+TEXT_ROWS = ("XINGMING  ZHANG SAN", "XINGBIE NAN  MINZU HAN", "CHUSHENG 2001 5 17", "ZHUZHI  BEIJING SHI", "HAIDIAN QU 1 HAO", "GONGMIN SHENFEN HAOMA")
+
+
+def chip_photo(pipeline: Any, source: Path) -> np.ndarray:
+    """A 102x126 chip photo (身份证芯片照) cut around the face of a face-set photo."""
+    analysis = pipeline.analyze(source)
+    assert analysis.face is not None, f"no face in {source.name}"
+    return frame_face(pipeline.decode(source).pixels, analysis.face, ID_CARD)
+
+
+def encode(image: np.ndarray, ext: str) -> bytes:
+    """An image encoded by OpenCV (ext: '.bmp', '.png', '.jpg')."""
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+def card_scan(portraits: list[np.ndarray], boxes: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """A card-front scan: card-coloured background, black text rows on the left two-thirds, portraits pasted into `boxes`."""
+    w, h = SCAN_SIZE
+    scan = np.full((h, w, 3), CARD_COLOUR, np.uint8)
+    for i, row in enumerate(TEXT_ROWS):
+        cv2.putText(scan, row, (40, 80 + i * 60), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (20, 20, 20), 2, cv2.LINE_AA)
+    cv2.putText(scan, "110108200105170000", (40, 480), cv2.FONT_HERSHEY_DUPLEX, 1.2, (0, 0, 0), 2, cv2.LINE_AA)
+    for portrait, (x, y, bw, bh) in zip(portraits, boxes or [PORTRAIT_BOX], strict=True):
+        scan[y : y + bh, x : x + bw] = cv2.resize(portrait, (bw, bh), interpolation=cv2.INTER_AREA)
+    return scan
+
+
+def inside(box: tuple[int, int, int, int], area: tuple[int, int, int, int], margin: int) -> bool:
+    """Whether rectangle `box` (x, y, w, h) lies within `area` grown by `margin` pixels on every side."""
+    x, y, w, h = box
+    ax, ay, aw, ah = area
+    return x >= ax - margin and y >= ay - margin and x + w <= ax + aw + margin and y + h <= ay + ah + margin
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two images' grey levels (b resized to a's size)."""
+    ga = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float64).ravel()
+    gb = cv2.cvtColor(cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).astype(np.float64).ravel()
+    return float(np.corrcoef(ga, gb)[0, 1])
