@@ -25,6 +25,18 @@ def chip_photo(pipeline: Any, source: Path) -> np.ndarray:
     return frame_face(pipeline.decode(source).pixels, analysis.face, ID_CARD)
 
 
+def chip_from_admission(jpeg: bytes) -> bytes:
+    """A 102x126 BMP in the chip photo's framing, cut from a 295x413 admission photo by its framing alone (no detector)."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    h, w = image.shape[:2]
+    cw = w * 0.58 / ID_CARD.face_width
+    ch = cw * ID_CARD.height / ID_CARD.width
+    top = 0.42 * h - ID_CARD.eye_line * ch
+    left = (w - cw) / 2
+    crop = image[max(int(top), 0) : int(top + ch), max(int(left), 0) : int(left + cw)]
+    return encode(cv2.resize(crop, (ID_CARD.width, ID_CARD.height), interpolation=cv2.INTER_AREA), ".bmp")
+
+
 def encode(image: np.ndarray, ext: str) -> bytes:
     """An image encoded by OpenCV (ext: '.bmp', '.png', '.jpg')."""
     ok, buf = cv2.imencode(ext, image)
@@ -42,6 +54,26 @@ def card_scan(portraits: list[np.ndarray], boxes: list[tuple[int, int, int, int]
     for portrait, (x, y, bw, bh) in zip(portraits, boxes or [PORTRAIT_BOX], strict=True):
         scan[y : y + bh, x : x + bw] = cv2.resize(portrait, (bw, bh), interpolation=cv2.INTER_AREA)
     return scan
+
+
+def intake_case(db: Any, pack_id: str, ksh: str, decision: str = "review") -> int:
+    """An intake_mismatch case on the comparison of the student's current ID-card photo with the admission photo."""
+    from verifier.store import embeddings
+    from verifier.store.cases import open_case
+    from verifier.store.comparisons import record_comparison
+    from verifier.store.photos import current_photo
+    from verifier.store.students import get_student
+
+    def unit(s: Any) -> int:
+        st = get_student(s, ksh)
+        adm, card = current_photo(s, st.id, "admission"), current_photo(s, st.id, "id_card")
+        assert adm is not None and card is not None
+        a, b = embeddings.get_or_none(s, adm.id, pack_id), embeddings.get_or_none(s, card.id, pack_id)
+        score = float(a @ b) if a is not None and b is not None else None
+        rec = record_comparison(s, adm, card, pack_id, score, decision, ["COMPARE_REVIEW_BAND"])
+        return open_case(s, "intake_mismatch", "comparison", rec.comparison.id, st.id, actor="test").case.id
+
+    return db.transaction(unit)
 
 
 def inside(box: tuple[int, int, int, int], area: tuple[int, int, int, int], margin: int) -> bool:

@@ -17,14 +17,11 @@ import cv2
 import numpy as np
 import pytest
 from apihelp import Env, open_env
-from idcardhelp import PORTRAIT_BOX, TEXT_RIGHT, card_scan, chip_photo, correlation, encode, inside
+from idcardhelp import PORTRAIT_BOX, TEXT_RIGHT, card_scan, chip_photo, correlation, encode, inside, intake_case
 from store.conftest import pg_schema, pg_server  # noqa: F401  (the store tests' PostgreSQL fixtures)
 
 from verifier.core.results import Thresholds
 from verifier.photos.idcard import crop_portrait
-from verifier.store import embeddings
-from verifier.store.cases import open_case
-from verifier.store.comparisons import record_comparison
 from verifier.store.models import Photo
 from verifier.store.photos import current_photo
 from verifier.store.students import get_student
@@ -52,21 +49,6 @@ def _scan(env: Env, ksh: str) -> tuple[bytes, np.ndarray, np.ndarray]:
 
 def _codes(r: Any) -> list[str]:
     return [x["code"] for x in r.json().get("reasons", [])]
-
-
-def intake_case(env: Env, pack_id: str, ksh: str, decision: str = "review") -> int:
-    """An intake_mismatch case on the comparison of the student's current ID-card photo with the admission photo."""
-
-    def unit(s: Any) -> int:
-        st = get_student(s, ksh)
-        adm, card = current_photo(s, st.id, "admission"), current_photo(s, st.id, "id_card")
-        assert adm is not None and card is not None
-        a, b = embeddings.get_or_none(s, adm.id, pack_id), embeddings.get_or_none(s, card.id, pack_id)
-        score = float(a @ b) if a is not None and b is not None else None
-        rec = record_comparison(s, adm, card, pack_id, score, decision, ["COMPARE_REVIEW_BAND"])
-        return open_case(s, "intake_mismatch", "comparison", rec.comparison.id, st.id, actor="test").case.id
-
-    return env.db.transaction(unit)
 
 
 def test_chip_photo_bmp_upload_fetch_and_student_view(env: Env, pipeline: Any) -> None:
@@ -146,7 +128,7 @@ def test_intake_case_shows_id_card_against_admission(env: Env, pipeline: Any) ->
     ksh, other = env.inside[0], env.outside[0]
     assert _put(env, ksh, _chip(env, pipeline, ksh), f"{ksh}.bmp").status_code == 201
     assert _put(env, other, _chip(env, pipeline, other), f"{other}.bmp").status_code == 201
-    case_id, foreign = intake_case(env, pipeline.pack.id, ksh), intake_case(env, pipeline.pack.id, other)
+    case_id, foreign = intake_case(env.db, pipeline.pack.id, ksh), intake_case(env.db, pipeline.pack.id, other)
     listed = env.client.get("/api/v1/cases", params={"type": "intake_mismatch", "limit": 500}, headers=env.h("reviewer")).json()
     assert {case_id, foreign} <= {c["id"] for c in listed["items"]} and all(c["case_type"] == "intake_mismatch" for c in listed["items"])
     r = env.client.get(f"/api/v1/cases/{case_id}", headers=env.h("reviewer", True))
@@ -179,7 +161,7 @@ def test_intake_dossier_labels_by_kind_and_uses_id_card_thresholds(env: Env, pip
 
     ksh = env.inside[1]
     assert _put(env, ksh, _chip(env, pipeline, ksh), f"{ksh}.bmp").status_code in (200, 201)
-    case_id = intake_case(env, pipeline.pack.id, ksh)
+    case_id = intake_case(env.db, pipeline.pack.id, ksh)
     real = dossier.load_pack
     # Thresholds no calibration would give, so the text can only carry them if the dossier used the ID-card entry.
     probe = {"id_card": Thresholds(0.87, 0.13, 0.99)} if has_thresholds else {}
@@ -230,7 +212,7 @@ def test_id_card_on_postgresql(pg_env: Env, pipeline: Any) -> None:
     got = env.client.get(f"/api/v1/students/{env.inside[1]}/photos/id_card", headers=env.h("admissions"))
     assert got.headers["content-type"] == "image/png" and got.content != data
     assert _put(env, env.outside[0], chip, "x.bmp", scoped=True).status_code == 404
-    case_id = intake_case(env, pipeline.pack.id, ksh)
+    case_id = intake_case(env.db, pipeline.pack.id, ksh)
     case = env.client.get(f"/api/v1/cases/{case_id}", headers=env.h("reviewer", True)).json()
     assert case["photos"]["b"]["label"] == "id_card" and [v["url"] is not None for v in case["views"]] == [True, True, False]
     assert env.client.get(f"/api/v1/cases/{case_id}/photos/id_card", headers=env.h("reviewer")).headers["content-type"] == "image/bmp"
