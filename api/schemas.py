@@ -14,13 +14,15 @@ class ProfileName(str, Enum):
 
     admission = "admission"
     graduation = "graduation"
+    id_card = "id_card"
 
 
 class PhotoKind(str, Enum):
-    """Which photo of a student."""
+    """Which photo of a student: 录取照片, 毕业照片 or 身份证照片 (the ID-card chip photo, or the portrait cut from a card scan)."""
 
     admission = "admission"
     graduation = "graduation"
+    id_card = "id_card"
 
 
 class CaseState(str, Enum):
@@ -35,6 +37,7 @@ class CaseType(str, Enum):
     duplicate_face = "duplicate_face"
     photo_correction = "photo_correction"
     identity_check = "identity_check"
+    intake_mismatch = "intake_mismatch"
 
 
 class Outcome(str, Enum):

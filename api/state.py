@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from sqlalchemy import text
 
+from verifier.common.choices import PHOTO_KINDS
 from verifier.photos.profiles import Profile, load_profile
 from verifier.common.settings import Settings, cpu_count
 from verifier.store.db import Database
@@ -39,7 +40,7 @@ class AppState:
     db: Database | None = None
     pipeline: Pipeline | None = None
     jobs: JobManager | None = None
-    profiles: dict[str, Profile] = field(default_factory=lambda: {n: load_profile(n) for n in ("admission", "graduation")})
+    profiles: dict[str, Profile] = field(default_factory=lambda: {n: load_profile(n) for n in PHOTO_KINDS})
     started_at: float = field(default_factory=time.time)
     _keys: dict[str, tuple[float, Principal]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -24,6 +24,7 @@ from verifier.store.photos import current_photo, read_photo
 
 from api.dates import day_end, day_start
 from api.auth import ACADEMIC, REVIEWER, check_college, require, scope_clause
+from api.routers.students import IMAGE_CONTENT, image_media_type
 from api.keys import Principal
 from api.problems import ApiProblem
 from api.schemas import CaseState, CaseType, MembersIn, NoteIn, ResolveIn
@@ -31,6 +32,13 @@ from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CASE_ID = Path(ge=1, le=2**31 - 1)
+# The photo views of a single-student case, in the order the reviewer page shows them (ID card, admission, graduation).
+VIEW_KINDS = ("id_card", "admission", "graduation")
+KIND_LABELS = {
+    "id_card": ("身份证照片", "ID-card photo"),
+    "admission": ("录取照片", "Admission photo"),
+    "graduation": ("毕业照片", "Graduation photo"),
+}
 
 
 def _scoped(q: Any, who: Principal) -> Any:
@@ -115,6 +123,8 @@ def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
         cmp = s.get(Comparison, case.subject_id)
         if cmp is not None:
             photos = {"a": s.get(Photo, cmp.admission_photo_id), "b": s.get(Photo, cmp.graduation_photo_id)}
+            probe = photos["b"]
+            labels = {"a": "admission", "b": probe.kind if probe is not None else "graduation"}  # an intake case compares the ID card
             score, decision, pack, codes = cmp.score, cmp.decision, cmp.pack_id, list(cmp.reasons or [])
             students = [s.get(Student, cmp.student_id)]
     elif case.subject_type == "duplicate":
@@ -133,8 +143,18 @@ def _evidence(s: Session, case: ReviewCase) -> dict[str, Any]:
         if sid is not None:
             students = [s.get(Student, sid)]
             photos = {"a": current_photo(s, sid, "admission"), "b": current_photo(s, sid, "graduation")}
+    views = _views(s, students, photos) if case.subject_type != "duplicate" and not members else {}
     return {"students": students, "photos": photos, "labels": labels, "score": score, "decision": decision, "pack": pack, "codes": codes,
-            "members": members, "pairs": []}
+            "members": members, "pairs": [], "views": views}
+
+
+def _views(s: Session, students: list[Student | None], photos: dict[str, Photo | None]) -> dict[str, Photo | None]:
+    """A single student's photo of every kind: the one the case compared where it has one, else the current one (None: missing)."""
+    st = students[0] if len(students) == 1 else None
+    if st is None:
+        return {}
+    compared = {p.kind: p for p in photos.values() if p is not None}
+    return {k: compared.get(k) or current_photo(s, st.id, k) for k in VIEW_KINDS}
 
 
 def _visible_case(s: Session, who: Principal, case_id: int, lock: bool = False) -> tuple[ReviewCase, dict[str, Any]]:
@@ -168,8 +188,19 @@ def _detail(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
             side: None if p is None else {"label": ev["labels"][side], "photo_id": p.id, "check_status": p.check_status, "url": f"/api/v1/cases/{case.id}/photos/{side}"}
             for side, p in ev["photos"].items()
         },
+        "views": [_view(case, kind, p, ev["photos"]) for kind, p in ev["views"].items()],
         **_group(case, ev),
     }
+
+
+def _view(case: ReviewCase, kind: str, p: Photo | None, compared: dict[str, Photo | None]) -> dict[str, Any]:
+    """One photo of the case view, labelled in Chinese and English; photo_id and url are None when the student has none."""
+    zh, en = KIND_LABELS[kind]
+    body: dict[str, Any] = {"kind": kind, "label_zh": zh, "label_en": en, "photo_id": None, "check_status": None, "compared": False, "has_image": False, "url": None}
+    if p is not None:
+        body.update(photo_id=p.id, check_status=p.check_status, compared=any(c is not None and c.id == p.id for c in compared.values()),
+                    has_image=p.file_path is not None, url=f"/api/v1/cases/{case.id}/photos/{kind}")
+    return body
 
 
 def _group(case: ReviewCase, ev: dict[str, Any]) -> dict[str, Any]:
@@ -243,25 +274,26 @@ def dossier(case_id: int = CASE_ID, state: AppState = Depends(get_state), who: P
 
 @router.get("/{case_id}")
 def get_case(case_id: int = CASE_ID, state: AppState = Depends(get_state), who: Principal = Depends(require(REVIEWER))) -> dict[str, Any]:
-    """A case with its students (身份证号 masked), score, decision, reasons and the two photo links."""
+    """A case with its students (身份证号 masked), score, decision, reasons, the two compared photos and, for a single
+    student's case, `views`: the student's ID-card, admission and graduation photos (a missing one has no url)."""
     with state.database().session() as s:
         case, ev = _visible_case(s, who, case_id)
         return _detail(case, ev)
 
 
-@router.get("/{case_id}/photos/{side}", response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+@router.get("/{case_id}/photos/{side}", response_class=Response, responses=IMAGE_CONTENT)
 def case_photo(
     case_id: int = CASE_ID,
-    side: str = Path(pattern="^(a|b)$"),
+    side: str = Path(pattern="^(a|b|id_card|admission|graduation)$", description="a or b: the compared pair; a photo kind: that photo of the case view"),
     state: AppState = Depends(get_state),
     who: Principal = Depends(require(REVIEWER)),
 ) -> Response:
-    """One of the case's two photos; the view is audited."""
+    """One of the case's two compared photos, or one of its case view by kind; the view is audited."""
     db = state.database()
 
     def read(s: Session) -> bytes:
         case, ev = _visible_case(s, who, case_id)
-        photo = ev["photos"].get(side)
+        photo = ev["photos"].get(side) if side in ("a", "b") else ev["views"].get(side)
         if photo is None:
             raise ApiProblem("API_NOT_FOUND", f"case has no photo {side}")
         data = read_photo(state.store, photo)
@@ -273,10 +305,10 @@ def case_photo(
 
 
 def _image(data: bytes) -> Response:
-    return Response(data, media_type="image/png" if data[:4] == b"\x89PNG" else "image/jpeg", headers={"Cache-Control": "no-store"})
+    return Response(data, media_type=image_media_type(data), headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{case_id}/members/{member_id}/photo", response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+@router.get("/{case_id}/members/{member_id}/photo", response_class=Response, responses=IMAGE_CONTENT)
 def member_photo(
     case_id: int = CASE_ID,
     member_id: int = Path(ge=1, le=2**31 - 1),

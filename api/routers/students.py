@@ -1,4 +1,8 @@
-"""Students: roster import, photo upload or replacement (a correction keeps history), photo fetch, compare one student now."""
+"""Students: roster import, photo upload or replacement (a correction keeps history), photo fetch, compare one student now.
+
+A student has three kinds of photo: 录取照片 (admission), 毕业照片 (graduation) and 身份证照片 (id_card: the chip
+photo, or the portrait the worker cuts from a scan of the card's front; the rest of a scan is never stored).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from verifier.common.files import write_output
 from verifier.batch.pairing import GRADUATION
 from verifier.batch.runner import STORE_DECISION, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, process_chunk
+from verifier.common.choices import PHOTO_KINDS
 from verifier.common.reasons import REASONS, Severity
+from verifier.core.decode import sniff_format
 from verifier.photos.roster import RosterLimits, load_roster
 from verifier.photos.spec import display_name, ksh_from_name
 from verifier.store import audit, embeddings
@@ -37,7 +43,13 @@ from api.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1", tags=["students"])
 KSH = Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$", description="考生号")
-IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp"}
+IMAGE_CONTENT: dict[int | str, dict[str, Any]] = {200: {"content": {m: {} for m in IMAGE_TYPES.values()}}}
+
+
+def image_media_type(data: bytes) -> str:
+    """The media type of stored photo bytes (JPEG, PNG or BMP: an ID-card chip photo may be any of them)."""
+    return IMAGE_TYPES.get(sniff_format(data) or "", "application/octet-stream")
 
 
 def _reason_objs(codes: list[str]) -> list[dict[str, Any]]:
@@ -112,7 +124,7 @@ async def import_roster_file(
 
 @router.get("/students/{ksh}")
 def student_detail(ksh: str = KSH, state: AppState = Depends(get_state), who: Principal = Depends(require(ADMISSIONS, ACADEMIC))) -> dict[str, Any]:
-    """A student's record (身份证号 masked), the photo history of both kinds and the latest comparison."""
+    """A student's record (身份证号 masked), the photo history of every kind (admission, graduation, id_card) and the latest comparison."""
     with state.database().session() as s:
         st = visible_student(s, who, ksh)
         cmp = latest_for_student(s, st.id)
@@ -126,7 +138,7 @@ def student_detail(ksh: str = KSH, state: AppState = Depends(get_state), who: Pr
             "intake": st.intake,
             "status": st.status,
             "registration": st.registration,
-            "photos": {k: [_photo_meta(p) for p in history(s, st.id, k)] for k in ("admission", "graduation")},
+            "photos": {k: [_photo_meta(p) for p in history(s, st.id, k)] for k in PHOTO_KINDS},
             "latest_comparison": None
             if cmp is None
             else {"id": cmp.id, "score": cmp.score, "decision": cmp.decision, "reasons": _reason_objs(list(cmp.reasons or [])), "pack": cmp.pack_id},
@@ -142,7 +154,7 @@ def _fail_problem(work: PhotoWork) -> ApiProblem:
 @router.put("/students/{ksh}/photos/{kind}", status_code=201)
 async def upload_photo(
     ksh: str = KSH,
-    kind: PhotoKind = Path(description="admission or graduation"),
+    kind: PhotoKind = Path(description="admission, graduation or id_card (a scan of the card's front is cut to its portrait)"),
     file: UploadFile = File(description="the photo"),
     keep_failing: bool = Query(False, description="store a photo that fails spec or quality checks (with its fail status); unreadable images are always refused"),
     state: AppState = Depends(get_state),
@@ -152,6 +164,8 @@ async def upload_photo(
 
     A replacement is a correction (照片勘误): the previous photo stays in the history, linked both ways.
     With keep_failing, a photo that decodes but fails its checks is stored with status fail (as the batch does).
+    An id_card upload that is a scan of the card's front stores only the portrait cut from it (IDCARD_SCAN_CROPPED);
+    a scan without one is refused (IDCARD_SCAN_NO_PORTRAIT), or with keep_failing recorded as a row with no file.
     """
     data = await file.read()
     db = state.database()
@@ -199,7 +213,7 @@ async def upload_photo(
     return await run_db(db.transaction, write)
 
 
-@router.get("/students/{ksh}/photos/{kind}", response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+@router.get("/students/{ksh}/photos/{kind}", response_class=Response, responses=IMAGE_CONTENT)
 def fetch_photo(
     ksh: str = KSH,
     kind: PhotoKind = Path(),
@@ -224,8 +238,7 @@ def fetch_photo(
         return data
 
     data = db.transaction(read)
-    media = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
-    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+    return Response(data, media_type=image_media_type(data), headers={"Cache-Control": "no-store"})
 
 
 @router.post("/students/{ksh}/compare")

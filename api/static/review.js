@@ -5,12 +5,12 @@
     zh: {
       title: "身份复核", signout: "退出", key: "复核人 API 密钥", signin: "登录", state: "状态", type: "类型", all: "全部",
       st_open: "待处理", st_in_review: "复核中", st_resolved: "已结案",
-      t_comparison_failed: "比对未通过", t_comparison_review: "比对待复核", t_duplicate_face: "疑似重复人脸", t_photo_correction: "照片勘误", t_identity_check: "身份复核",
+      t_comparison_failed: "比对未通过", t_comparison_review: "比对待复核", t_duplicate_face: "疑似重复人脸", t_photo_correction: "照片勘误", t_identity_check: "身份复核", t_intake_mismatch: "入学身份证比对",
       college: "学院", centre: "学习中心", since: "起", until: "止", apply: "筛选", student: "学生", opened: "立案时间", empty: "队列中没有案件",
       back: "返回队列 (Esc)", score: "相似度", decision: "结论", name: "姓名", ksh: "考生号", student_no: "学号", id_masked: "身份证号", intake: "入学批次",
       note: "备注", o_same_person: "本人", o_impersonation: "冒名顶替", o_needs_new_photo: "需重新采集照片", o_dismissed: "不成立",
       hint: "快捷键：1 本人 · 2 冒名顶替 · 3 需重新采集照片 · 4 不成立 · N 下一个 · Esc 返回",
-      admission: "录取照片", graduation: "毕业照片", student_a: "学生甲", student_b: "学生乙", case: "案件", total: "共",
+      admission: "录取照片", graduation: "毕业照片", id_card: "身份证照片", student_a: "学生甲", student_b: "学生乙", case: "案件", total: "共",
       need_reviewer: "此密钥不是复核人（reviewer）角色", saved: "已保存：", done: "队列已处理完", lang: "English",
       d_match: "通过", d_review: "待复核", d_mismatch: "不一致", d_unusable: "无法比对", d_duplicate: "疑似同一人",
       members: "组内全部学生", matrix: "两两相似度", save_members: "提交成员结论", v_confirmed: "同一人", v_dismissed: "排除", v_none: "未定",
@@ -22,12 +22,12 @@
     en: {
       title: "Identity review", signout: "Sign out", key: "Reviewer API key", signin: "Sign in", state: "State", type: "Type", all: "All",
       st_open: "Open", st_in_review: "In review", st_resolved: "Resolved",
-      t_comparison_failed: "Comparison failed", t_comparison_review: "Comparison review", t_duplicate_face: "Duplicate face", t_photo_correction: "Photo correction", t_identity_check: "Identity check",
+      t_comparison_failed: "Comparison failed", t_comparison_review: "Comparison review", t_duplicate_face: "Duplicate face", t_photo_correction: "Photo correction", t_identity_check: "Identity check", t_intake_mismatch: "Intake ID-card check",
       college: "College", centre: "Learning centre", since: "From", until: "To", apply: "Filter", student: "Student", opened: "Opened", empty: "No cases in the queue",
       back: "Back to queue (Esc)", score: "Score", decision: "Decision", name: "Name", ksh: "Candidate no.", student_no: "Student no.", id_masked: "ID number", intake: "Intake",
       note: "Note", o_same_person: "Same person", o_impersonation: "Impersonation", o_needs_new_photo: "Needs new photo", o_dismissed: "Dismiss",
       hint: "Shortcuts: 1 same person · 2 impersonation · 3 needs new photo · 4 dismiss · N next · Esc back",
-      admission: "Admission photo", graduation: "Graduation photo", student_a: "Student A", student_b: "Student B", case: "Case", total: "Total",
+      admission: "Admission photo", graduation: "Graduation photo", id_card: "ID-card photo", student_a: "Student A", student_b: "Student B", case: "Case", total: "Total",
       need_reviewer: "This key does not hold the reviewer role", saved: "Saved: ", done: "Queue finished", lang: "中文",
       d_match: "match", d_review: "review", d_mismatch: "mismatch", d_unusable: "unusable", d_duplicate: "possible same person",
       members: "Every student in the group", matrix: "Pairwise scores", save_members: "Save member verdicts", v_confirmed: "Same person", v_dismissed: "Not the same", v_none: "undecided",
@@ -155,10 +155,14 @@
       }
       $("note").value = "";
       const group = (res.members || []).length > 0;
+      const views = res.views || [];
       $("group").hidden = !group;
-      $("pair-photos").hidden = group;
+      $("views").hidden = group || !views.length;
+      $("pair-photos").hidden = group || views.length > 0;
       if (group) {
         await showGroup(res);
+      } else if (views.length) {
+        await showViews(views);
       } else {
         for (const side of ["a", "b"]) {
           const p = res.photos[side];
@@ -175,6 +179,30 @@
     el.textContent = text == null ? "" : String(text);
     if (cls) el.className = cls;
     return el;
+  }
+
+  // A single student's photos side by side (ID card, admission, graduation), each labelled in Chinese and English;
+  // a kind the student lacks (or a record without an image) gets a placeholder; the two compared are marked.
+  async function showViews(views) {
+    const box = $("views"); box.replaceChildren();
+    const imgs = [];
+    for (const v of views) {
+      const fig = document.createElement("figure");
+      fig.className = "view" + (v.compared ? " compared" : "") + (v.url && v.has_image ? "" : " missing");
+      fig.dataset.kind = v.kind;
+      if (v.url && v.has_image) {
+        const img = document.createElement("img"); img.alt = `${v.label_zh} ${v.label_en}`; img.className = "view-photo";
+        fig.appendChild(img); imgs.push([v.url, img]);
+      } else {
+        fig.appendChild(cell("div", v.photo_id ? "无图像 / no image" : "无此照片 / no photo", "placeholder"));
+      }
+      const cap = document.createElement("figcaption");
+      cap.append(cell("span", v.label_zh, "label-zh"), cell("span", v.label_en, "label-en"));
+      if (v.compared) cap.appendChild(cell("span", "比对 / compared", "tag"));
+      fig.appendChild(cap);
+      box.appendChild(fig);
+    }
+    for (const [url, img] of imgs) await photo(url, img);
   }
 
   async function showGroup(res) {

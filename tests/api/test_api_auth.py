@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from apihelp import ROLES, SCOPE, Env
+from idcardhelp import chip_from_admission
 
 from api.jobs import sweep_function
 from api.keys import create_key, revoke_key
@@ -31,12 +32,24 @@ class Endpoint:
     scope: str  # "student": out-of-scope target answers 404; "college": another 学院 answers 404 like an unknown one; "filter": a filter outside scope answers 403; "roster": rows refused; "whole": scoped keys 403; "none"
     kw: Callable[[Env, str], dict[str, Any]] = lambda e, k: {}
     filter_path: Callable[[Env], str] | None = None
+    variant: bool = False  # another value of a path parameter of an operation already listed (not counted as an operation)
 
 
 def _photo(env: Env, ksh: str) -> tuple[str, bytes, str]:
     path = env.cohort.admission_dir / f"{ksh}.jpg"
     data = (path if path.exists() else env.cohort.admission_dir / f"{env.inside[0]}.jpg").read_bytes()
     return (f"{ksh}.jpg", data, "image/jpeg")
+
+
+def _id_card(env: Env, ksh: str) -> tuple[str, bytes, str]:
+    return (f"{ksh}.bmp", chip_from_admission(_photo(env, ksh)[1]), "image/bmp")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _id_card_photo(env: Env) -> None:
+    """The in-scope student the matrix targets has an ID-card photo, so fetching one is a 200 for the right role."""
+    r = env.client.put(f"/api/v1/students/{env.inside[0]}/photos/id_card", headers=env.h("admissions"), files={"file": _id_card(env, env.inside[0])})
+    assert r.status_code == 201, r.text
 
 
 def _college(env: Env, ksh: str) -> str:
@@ -63,10 +76,14 @@ ENDPOINTS = [
     Endpoint("upload", "PUT", lambda e, k, c: f"/api/v1/students/{k}/photos/admission", ("admissions",), 201, "student",
              lambda e, k: {"files": {"file": _photo(e, k)}}),
     Endpoint("fetch_photo", "GET", lambda e, k, c: f"/api/v1/students/{k}/photos/admission", ("admissions", "academic_affairs"), 200, "student"),
+    Endpoint("upload_id_card", "PUT", lambda e, k, c: f"/api/v1/students/{k}/photos/id_card", ("admissions",), 201, "student",
+             lambda e, k: {"files": {"file": _id_card(e, k)}}, variant=True),
+    Endpoint("fetch_id_card", "GET", lambda e, k, c: f"/api/v1/students/{k}/photos/id_card", ("admissions", "academic_affairs"), 200, "student", variant=True),
     Endpoint("compare_student", "POST", lambda e, k, c: f"/api/v1/students/{k}/compare", ("academic_affairs",), 200, "student"),
     Endpoint("cases", "GET", lambda e, k, c: "/api/v1/cases", ("reviewer",), 200, "filter", filter_path=lambda e: "/api/v1/cases?college=计算机学院"),
     Endpoint("case", "GET", lambda e, k, c: f"/api/v1/cases/{c}", ("reviewer",), 200, "student"),
     Endpoint("case_photo", "GET", lambda e, k, c: f"/api/v1/cases/{c}/photos/a", ("reviewer",), 200, "student"),
+    Endpoint("case_id_card", "GET", lambda e, k, c: f"/api/v1/cases/{c}/photos/id_card", ("reviewer",), 200, "student", variant=True),
     Endpoint("member_photo", "GET", lambda e, k, c: f"/api/v1/cases/{c}/members/1/photo", ("reviewer",), 404, "student"),
     Endpoint("members", "POST", lambda e, k, c: f"/api/v1/cases/{c}/members", ("reviewer",), 409, "student",
              lambda e, k: {"json": {"verdicts": [{"member_id": 1, "outcome": "confirmed"}]}}),
@@ -112,7 +129,7 @@ def _problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
 def test_matrix_covers_every_endpoint(env: Env) -> None:
     spec = env.client.get("/openapi.json").json()
     ops = {(m.upper(), p) for p, item in spec["paths"].items() for m in item if p not in ("/healthz", "/readyz")}
-    assert len(ops) == len(ENDPOINTS), sorted(ops)
+    assert len(ops) == len([e for e in ENDPOINTS if not e.variant]), sorted(ops)
 
 
 @pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: e.name)

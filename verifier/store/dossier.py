@@ -70,11 +70,12 @@ def _photo(store: PhotoStore, photo: Photo | None) -> DossierPhoto | None:
     return DossierPhoto(photo.kind, photo.source or "", photo.created_at, photo.check_status, data)
 
 
-def _thresholds(pack_id: str | None) -> Thresholds | None:
+def _thresholds(pack_id: str | None, probe_kind: str = "graduation") -> Thresholds | None:
+    """The pack's thresholds for comparing a `probe_kind` photo with the admission photo (None: unknown pack, or none for that kind)."""
     if not pack_id:
         return None
     try:
-        return load_pack(pack_id).thresholds
+        return load_pack(pack_id).thresholds_for(probe_kind)
     except VerifierError:
         return None
 
@@ -118,7 +119,9 @@ def gather(session: Session, store: PhotoStore, case_id: int) -> Dossier:
         score, decision, pack = cmp.score, cmp.decision, cmp.pack_id
     else:
         score = decision = pack = None
+    probe = pair[1] if cmp is not None and len(pair) == 2 and pair[1] is not None else None
+    thresholds = _thresholds(pack, probe.kind if probe is not None else "graduation")
     return Dossier(
-        case.id, case.case_type, case.state, case.outcome, students, photos, score, decision, pack, _thresholds(pack), reasons, events,
+        case.id, case.case_type, case.state, case.outcome, students, photos, score, decision, pack, thresholds, reasons, events,
         [(n.at, n.author, n.text) for n in case.notes],
     )

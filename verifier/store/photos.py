@@ -130,7 +130,9 @@ def history(session: Session, student_id: int, kind: str) -> list[Photo]:
 
 
 def read_photo(store: PhotoStore, photo: Photo) -> bytes:
-    """The picture's bytes, verified; STORE_PHOTO_PURGED once retention removed it."""
+    """The picture's bytes, verified; STORE_PHOTO_NOT_KEPT for a scan row that never had a file, STORE_PHOTO_PURGED once retention removed it."""
+    if photo.file_path is None and photo.byte_size == 0 and photo.origin_sha256 is not None:
+        raise VerifierError("STORE_PHOTO_NOT_KEPT", detail=f"photo {photo.id}")
     if photo.file_path is None:
         raise VerifierError("STORE_PHOTO_PURGED", detail=f"photo {photo.id}")
     return store.read(photo.sha256)
