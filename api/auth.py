@@ -21,7 +21,7 @@ from verifier.store.models import Student
 from verifier.store.students import get_student
 
 from api.keys import Principal, authenticate, hash_key, public_prefix
-from api.problems import ApiProblem
+from api.problems import DB_AWAY_CODES, ApiProblem
 from api.state import AppState, get_state
 
 bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -47,7 +47,8 @@ def principal(
 
 
 def identify(state: AppState, presented: str | None, address: str = "") -> Principal:
-    """The principal of a presented key, verified (cached under a second); ApiProblem 401 with a reason code otherwise.
+    """The principal of a presented key, verified (cached under a second); ApiProblem 401 with a reason code otherwise,
+    503 with Retry-After when the database stays away for the API's retry time (a key is never refused for that).
 
     A key refused for being wrong, expired or revoked counts against its client address and key prefix;
     once either is over its limit the answer is 429 API_AUTH_THROTTLED without looking the key up.
@@ -64,9 +65,10 @@ def identify(state: AppState, presented: str | None, address: str = "") -> Princ
         raise ApiProblem("API_AUTH_THROTTLED", f"too many refused keys for this {throttled.bucket}",
                          headers={"Retry-After": str(throttled.retry_after_s)}, bucket=throttled.bucket)
     try:
-        with state.database().session() as s:
-            who = authenticate(s, presented)
+        who = state.database().read(lambda s: authenticate(s, presented))
     except VerifierError as exc:
+        if exc.reason.code in DB_AWAY_CODES:
+            raise ApiProblem(exc.reason.code, headers={"Retry-After": str(state.settings.api_retry_after_s)}) from None
         if exc.reason.code in REFUSED:
             state.throttle.refused(address, prefix, exc.reason.code)
         raise ApiProblem(exc.reason.code, headers=_WWW) from None

@@ -47,6 +47,9 @@ def test_database_away_is_503_with_retry_after_then_recovers_by_itself(env: Env,
         assert answered < 5, answered
         w = env.client.post(f"/api/v1/cases/{case_id}/claim", headers=env.h("reviewer"))
         assert w.status_code == 503 and "Retry-After" in w.headers
+        fresh = env.client.get(f"/api/v1/cases/{case_id}", headers=env.h("admin"))  # a key not verified yet: looked up while away
+        assert fresh.status_code == 503 and fresh.json()["code"] == "STORE_DB_UNREACHABLE", fresh.text
+        assert "Retry-After" in fresh.headers and "WWW-Authenticate" not in fresh.headers
     finally:
         cluster.start()
     t1 = time.monotonic()
