@@ -229,6 +229,10 @@ _TABLE: tuple[ReasonCode, ...] = (
     ReasonCode("SWEEP_THRESHOLD_INVALID", _F, "重复人脸阈值无效（应在 0 与 1 之间）", "Duplicate-face threshold is invalid (between 0 and 1)", "sweep"),
     ReasonCode("SWEEP_OUT_UNWRITABLE", _F, "重复人脸筛查报告文件夹无法创建或写入", "The duplicate-sweep report folder cannot be created or written", "sweep"),
     ReasonCode("SWEEP_ALREADY_RUNNING", _F, "另一个重复人脸筛查正在运行（同一数据目录）", "Another duplicate sweep is running on this home folder", "sweep"),
+    ReasonCode("SWEEP_SHARDS_FAILED", _F, "分片检索未完成（见失败的分片），本次筛查未写入任何结果", "Sharded search did not finish (see the failed shards); this sweep wrote no results", "sweep"),
+    # Ray cluster (--ray)
+    ReasonCode("CLUSTER_RAY_MISSING", _F, "未安装 Ray：请安装可选组件 verifier[cluster]", "Ray is not installed: install the optional extra verifier[cluster]", "cluster"),
+    ReasonCode("CLUSTER_UNREACHABLE", _F, "无法连接或启动 Ray 集群", "The Ray cluster cannot be reached or started", "cluster"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}
