@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import its own layer's modules and any layer below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("verifier.common", "verifier.manifests", "verifier"),
+    ("verifier.common", "verifier.manifests", "verifier.cluster", "verifier"),
     ("verifier.core",),
     ("verifier.photos", "verifier.store"),
     ("verifier.batch", "verifier.calibrate"),

@@ -31,7 +31,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     options = SweepOptions(
         db_url=args.db, kinds=args.kinds, threshold=args.threshold, full=args.full, exact=args.exact,
-        out_dir=args.out, pack_id=args.pack, workers=args.workers,
+        out_dir=args.out, pack_id=args.pack, workers=args.workers, ray=args.ray, shards=args.shards,
     )
     summary = Sweep(options).run()
     c = summary.counts
@@ -109,6 +109,9 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", type=Path, default=None, help="report folder (default: <home>/reports/sweep-<date>)")
     s.add_argument("--pack", default=None, help="model pack id")
     s.add_argument("--workers", type=int, default=None, help="processes for embedding and threads for search (default: all cores)")
+    s.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (ADDRESS, or 'local' to start one on this machine); needs verifier[cluster]")
+    s.add_argument("--shards", type=int, default=None, help="with --ray: shards of the index (default: one per cluster CPU)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=cmd_sweep)
 

@@ -32,9 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verifier.common.files import private_folder, run_report_dir
+from verifier.cluster.session import ClusterInfo
 from verifier.sweep.index import EXACT_LIMIT, FaceIndex, PairSet, choose_params, set_threads
 from verifier.core.packs import load_pack
 from verifier.sweep.photo_import import embed_missing
+from verifier.sweep.ray_search import ShardedSearch
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
 from verifier.store import audit, members
@@ -58,7 +60,11 @@ ID_CHUNK = 900
 
 @dataclass(frozen=True)
 class SweepOptions:
-    """What `verifier sweep` was asked to do; `force_approximate`/`exact_limit` exist for tests and benchmarks."""
+    """What `verifier sweep` was asked to do; `force_approximate`/`exact_limit` exist for tests and benchmarks.
+
+    `ray` (an address, or "local") runs the embedding and a sharded search (`shards` shards, default one
+    per CPU of the cluster) on a Ray cluster; the pairs, and so everything written, are the same.
+    """
 
     db_url: str | None = None
     kinds: tuple[str, ...] = SWEEP_KINDS
@@ -71,6 +77,8 @@ class SweepOptions:
     actor: str = "sweep"
     force_approximate: bool = False
     exact_limit: int = EXACT_LIMIT
+    ray: str | None = None
+    shards: int | None = None
 
 
 @dataclass
@@ -213,6 +221,8 @@ class Sweep:
         if not 0.0 < self.threshold <= 1.0:
             raise VerifierError("SWEEP_THRESHOLD_INVALID", measured=self.threshold, limit="(0, 1]")
         self.store = PhotoStore.for_home(self.settings.home)
+        self.cluster: ClusterInfo | None = None
+        self.sharded: ShardedSearch | None = None
 
     def index_dir(self) -> Path:
         """Where this pack's and kinds' index lives: `<home>/index/<pack>-<kinds>`."""
@@ -252,7 +262,7 @@ class Sweep:
             summary.timings["build"] = time.monotonic() - t0 - summary.timings["load"]
             summary.counts["new_photos"] = int(ids.size)
             t1 = time.monotonic()
-            pairs = index.all_pairs(self.threshold)
+            pairs = self._pairs(index, None)
             summary.timings["search"] = time.monotonic() - t1
             return index, pairs
         summary.mode, summary.why = "incremental", f"since the index of sweep run {saved.meta.get('run_id')}"
@@ -277,9 +287,18 @@ class Sweep:
             is_new = index.update(cur_ids, got_ids, new_students, new_vectors if got_ids.size else np.zeros((0, saved.vectors.shape[1]), np.float32))
         summary.timings["build"] = time.monotonic() - t1
         t2 = time.monotonic()
-        pairs = index.pairs_with(is_new, self.threshold) if got_ids.size else PairSet.empty()
+        pairs = self._pairs(index, is_new) if got_ids.size else PairSet.empty()
         summary.timings["search"] = time.monotonic() - t2
         return index, pairs
+
+    def _pairs(self, index: FaceIndex, is_new: np.ndarray | None) -> PairSet:
+        """All pairs (is_new None) or those with a new row: here, or sharded on the Ray cluster."""
+        if self.cluster is None:
+            return index.all_pairs(self.threshold) if is_new is None else index.pairs_with(is_new, self.threshold)
+        from verifier.sweep.ray_search import ray_pairs
+
+        shards = max(1, self.opt.shards or self.cluster.cpus)
+        return ray_pairs(index, shards, self.threshold, is_new, report=self.sharded)
 
     def _record(self, db: Database, index: FaceIndex, pairs: PairSet, run_id: int, counts: Counter) -> list[PairRow]:
         """Store candidates (different students only); mark which are new, seen before, or adjudicated."""
@@ -397,6 +416,8 @@ class Sweep:
                 "threshold_source": self.threshold_source,
                 "full": self.opt.full,
                 "exact": self.opt.exact,
+                "ray": self.opt.ray,
+                "shards": self.opt.shards,
             }
             run_id = db.transaction(lambda s: start_run(s, RUN_KIND, params, actor=self.opt.actor).id)
             summary = SweepSummary(run_id, "", "", self.threshold, self.threshold_source, "", out_dir=out_dir)
@@ -413,6 +434,22 @@ class Sweep:
             db.dispose()
 
     def _sweep(self, db: Database, summary: SweepSummary) -> None:
+        if self.opt.ray is None:
+            self._steps(db, summary)
+            return
+        from verifier.cluster.session import ray_cluster
+
+        with ray_cluster(self.opt.ray, self.opt.workers) as cluster:
+            self.cluster, self.sharded = cluster, ShardedSearch(0)
+            try:
+                self._steps(db, summary)
+            finally:
+                summary.counts["ray_cpus"], summary.counts["ray_nodes"] = cluster.cpus, cluster.nodes
+                summary.counts["shards"], summary.counts["shard_tasks"] = self.sharded.shards, self.sharded.tasks
+                summary.counts["shard_bytes_moved"] = self.sharded.bytes_moved
+                self.cluster = None
+
+    def _steps(self, db: Database, summary: SweepSummary) -> None:
         t = time.monotonic()
         embedded = embed_missing(db, self.store, self.pack.id, self.kinds, self.settings, self.opt.workers, self.opt.actor)
         summary.counts.update({f"embed_{k}": v for k, v in embedded.items()})
