@@ -41,11 +41,12 @@ def import_ray() -> ModuleType:
 
 
 @contextmanager
-def ray_cluster(address: str, cpus: int | None = None) -> Iterator[ClusterInfo]:
+def ray_cluster(address: str, cpus: int | None = None, object_store_bytes: int | None = None) -> Iterator[ClusterInfo]:
     """Connect to `address` (or start a loopback cluster for "local") for the duration of the block.
 
-    `cpus` caps a local cluster's worker slots (default: the cores this process may use); it is
-    ignored when joining an existing cluster, whose nodes declare their own.
+    `cpus` caps a local cluster's worker slots (default: the cores this process may use) and
+    `object_store_bytes` sizes its shared-memory object store (default: Ray's, 30% of memory); both
+    are ignored when joining an existing cluster, whose nodes declare their own.
     """
     ray = import_ray()
     if ray.is_initialized():
@@ -58,6 +59,8 @@ def ray_cluster(address: str, cpus: int | None = None) -> Iterator[ClusterInfo]:
         from verifier.common.settings import cpu_count
 
         kwargs.update(num_cpus=cpus or cpu_count(), _node_ip_address="127.0.0.1")
+        if object_store_bytes:
+            kwargs["object_store_memory"] = object_store_bytes
     try:
         ray.init(address=None if local else address, **kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray raises several types for an unreachable or refused address

@@ -44,6 +44,12 @@ class ShardWorker:
         """Pairs of the new rows with this shard's rows."""
         return search_new(self.shard, rows, self.kind, self.nlist, self.threshold)
 
+    def list_sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per IVF list: this shard's own members and its rows probing it (the work of a task is their products)."""
+        assert self.shard.probes is not None
+        own = np.bincount(self.shard.probes[:, 0].astype(np.int64), minlength=self.nlist)
+        return own, np.bincount(self.shard.probes.astype(np.int64).ravel(), minlength=self.nlist)
+
     def process(self) -> dict[str, int]:
         """This worker's pid and peak resident memory (bytes), for tests and the scale benchmark."""
         return {"pid": os.getpid(), "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "rows": self.shard.n}

@@ -94,6 +94,11 @@ def plan(shards: int) -> list[list[tuple[int, int]]]:
     return work
 
 
+def with_probes(shard: Shard, centroids: np.ndarray, nprobe: int) -> Shard:
+    """The shard with its rows assigned to the (global) centroids: what a worker does when the driver holds no probes."""
+    return Shard(shard.rows, shard.vectors, _assign(shard.vectors, centroids, nprobe))
+
+
 def new_rows(index: FaceIndex, is_new: np.ndarray) -> NewRows:
     """The new rows of an incremental sweep, with INCREMENTAL_PROBE_FACTOR times the probes for IVF."""
     rows = np.flatnonzero(np.asarray(is_new, bool)).astype(np.int64)
