@@ -268,3 +268,7 @@ class VerifierError(Exception):
         self.reason = reason(code, measured, limit)
         self.detail = detail
         super().__init__(f"{code}: {self.reason.message_en}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self) -> tuple:
+        """Pickle by code and detail, so an error raised in a worker process or Ray actor reaches the caller intact."""
+        return (type(self), (self.reason.code, self.detail, self.reason.measured, self.reason.limit))
