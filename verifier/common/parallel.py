@@ -5,8 +5,9 @@ threads in one process sharing one pipeline: the sessions (one thread each)
 run concurrently from every worker thread, total threads equal the worker
 count, and the model weights are in memory once (measured: same
 throughput as one process per core, half the memory). Processes remain for
-CPU-bound Python work. At most two chunks per worker are in flight, so
-memory stays bounded however long the input stream is.
+CPU-bound Python work, and Ray actors (`ray_address`) for a cluster. At
+most two chunks per worker are in flight, so memory stays bounded however
+long the input stream is.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _pool_worker_start(initializer: Callable[..., None] | None, *initargs: Any) -> None:
-    """Start of a pool worker process: Ctrl-C is the parent's to handle (it drains work in flight), then the initializer."""
+def start_worker_process(initializer: Callable[..., None] | None, *initargs: Any) -> None:
+    """Start of a worker process (pool or Ray actor): Ctrl-C is the parent's to handle (it drains work in flight), then the initializer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
@@ -50,14 +51,22 @@ def map_chunks(
     chunk_size: int = 8,
     stop: Callable[[], bool] = lambda: False,
     processes: bool = False,
+    ray_address: str | None = None,
 ) -> Iterator[tuple[T, R]]:
     """Yield (item, fn-result) in input order; `fn` maps a chunk to one result per item.
 
     Threads (default) run the initializer once here and share its state;
     processes run it in each worker. With workers <= 1 everything runs
     here. Once `stop()` is true no new chunk is started; chunks in flight
-    still finish.
+    still finish. With `ray_address` (an address, or "local") the chunks
+    run on Ray actors instead, one per worker (workers <= 0: one per
+    cluster CPU), each running the initializer once (verifier.cluster.executor).
     """
+    if ray_address is not None:
+        from verifier.cluster.executor import ray_map_chunks
+
+        yield from ray_map_chunks(items, fn, workers, initializer, initargs, chunk_size, stop, ray_address)
+        return
     if workers <= 1:
         if initializer is not None:
             initializer(*initargs)
@@ -68,7 +77,7 @@ def map_chunks(
         return
     pool: Executor
     if processes:
-        pool = ProcessPoolExecutor(workers, initializer=_pool_worker_start, initargs=(initializer, *initargs))
+        pool = ProcessPoolExecutor(workers, initializer=start_worker_process, initargs=(initializer, *initargs))
     else:
         if initializer is not None:
             initializer(*initargs)

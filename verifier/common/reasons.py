@@ -233,6 +233,7 @@ _TABLE: tuple[ReasonCode, ...] = (
     # Ray cluster (--ray)
     ReasonCode("CLUSTER_RAY_MISSING", _F, "未安装 Ray：请安装可选组件 verifier[cluster]", "Ray is not installed: install the optional extra verifier[cluster]", "cluster"),
     ReasonCode("CLUSTER_UNREACHABLE", _F, "无法连接或启动 Ray 集群", "The Ray cluster cannot be reached or started", "cluster"),
+    ReasonCode("CLUSTER_WORKER_LOST", _F, "Ray 工作进程失败次数超过重启上限；已完成的结果已保存，重新运行同一命令即可继续", "A Ray worker failed more often than its restarts allow; finished results are stored, run the same command again to resume", "cluster"),
 )
 
 REASONS: dict[str, ReasonCode] = {r.code: r for r in _TABLE}
