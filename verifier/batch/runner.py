@@ -2,7 +2,7 @@
 
 Streaming and resumable: students are planned one at a time from the
 roster and the store; only photos whose bytes (SHA-256) or pack are new go
-to the worker processes; each result is committed in its own transaction,
+to the workers (threads here, or Ray actors with `ray_address`); each result is committed in its own transaction,
 so a killed run loses at most the chunks in flight, and the same command
 resumes it. Reports are computed from the store at the end, which makes a
 resumed run's reports equal an uninterrupted run's.
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import Row, select
 
+from verifier.cluster.session import import_ray
 from verifier.photos.checks import read_photo
 from verifier.common.files import run_report_dir
 from verifier.core.packs import load_pack
@@ -91,6 +92,7 @@ class BatchOptions:
     graduation_profile: str | None = None
     actor: str = "batch"
     pairing: Pairing = GRADUATION
+    ray_address: str | None = None  # run the workers on this Ray cluster ("local": a loopback one); not part of the key
 
     @property
     def probe_profile(self) -> str:
@@ -327,6 +329,8 @@ class BatchRunner:
             if run.parameters.get("key") == key and run.status in ("running", "interrupted"):
                 return run.id, True
         params = {"key": key, "pack": self.pack.id, "workers": self.opt.workers, "graduation_key": self.opt.graduation_key}
+        if self.opt.ray_address is not None:
+            params["ray"] = self.opt.ray_address
         return db.transaction(lambda s: start_run(s, run_kind, params, actor=self.opt.actor).id), False
 
     def _out_dir(self) -> Path:
@@ -384,6 +388,8 @@ class BatchRunner:
         for folder in (self.opt.admission_dir, self.opt.graduation_dir):
             if not folder.is_dir():
                 raise VerifierError("BATCH_FOLDER_MISSING", detail=str(folder))
+        if self.opt.ray_address is not None:
+            import_ray()  # say so before any work, even when nothing is left to compute
         roster = load_roster(self.opt.roster, limits=RosterLimits.from_settings(self.settings))
         out_dir = self._out_dir()
         db = open_database(self.opt.db_url, settings=self.settings)
@@ -395,7 +401,7 @@ class BatchRunner:
             counters: Counter = Counter()
             progress = Progress(len(roster.students), desc=self.pairing.progress)
             previous = signal.signal(signal.SIGINT, self.request_stop)
-            workers = self.opt.workers or cpu_count()
+            workers = self.opt.workers or (0 if self.opt.ray_address is not None else cpu_count())
             args = (self.pack.id, str(self.settings.model_dir) if self.settings.model_dir else None, self.profiles)
             writer: StoreWriter[tuple[StudentJob, list[PhotoWork]]] = StoreWriter(
                 lambda done: self._commit_and_count(db, done, run_id, counters, progress), COMMIT_EVERY
@@ -405,7 +411,7 @@ class BatchRunner:
             try:
                 items = first_then(self._plan(db, roster, counters, progress))
                 if items is not None:
-                    for result in map_chunks(items, process_students, workers, init_worker, args, 4, stop=stop):
+                    for result in map_chunks(items, process_students, workers, init_worker, args, 4, stop=stop, ray_address=self.opt.ray_address):
                         writer.put(result)
                 finished = True
             finally:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from verifier.cli.ray_option import add_ray_option
+
 if TYPE_CHECKING:
     from verifier.batch.runner import BatchSummary
 
@@ -22,10 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--graduation-key", choices=["ksh", "student_no"], default="ksh")
     c.add_argument("--db", default=None, help="database URL (default: VERIFIER_DB, config, or SQLite under VERIFIER_HOME)")
     c.add_argument("--out", type=Path, default=None, help="report folder (default: a dated folder under the home)")
-    c.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    c.add_argument("--workers", type=int, default=None, help="workers (default: all cores; with --ray, one per cluster CPU)")
     c.add_argument("--pack", default=None, help="model pack id")
     c.add_argument("--admission-profile", default="admission")
     c.add_argument("--graduation-profile", default=None, help="graduation photos' profile (default: graduation)")
+    add_ray_option(c)
     c.set_defaults(func=cmd_compare)
 
 
@@ -44,6 +47,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         graduation_key=args.graduation_key,
         admission_profile=args.admission_profile,
         graduation_profile=args.graduation_profile,
+        ray_address=args.ray,
     )
     return print_summary(BatchRunner(options).run())
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from verifier.cli.ray_option import add_ray_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `intake` command group."""
@@ -20,10 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--admission-dir", type=Path, required=True, help="admission photos named <考生号>.jpg")
     c.add_argument("--db", default=None, help="database URL (default: VERIFIER_DB, config, or SQLite under VERIFIER_HOME)")
     c.add_argument("--out", type=Path, default=None, help="report folder (default: a dated folder under the home)")
-    c.add_argument("--workers", type=int, default=None, help="worker threads (default: all cores)")
+    c.add_argument("--workers", type=int, default=None, help="workers (default: all cores; with --ray, one per cluster CPU)")
     c.add_argument("--pack", default=None, help="model pack id (needs thresholds.id_card in its manifest)")
     c.add_argument("--admission-profile", default="admission")
     c.add_argument("--id-card-profile", default="id_card")
+    add_ray_option(c)
     c.set_defaults(func=cmd_check)
 
 
@@ -45,5 +48,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         graduation_profile=args.id_card_profile,
         actor="intake",
         pairing=INTAKE,
+        ray_address=args.ray,
     )
     return print_summary(BatchRunner(options).run())

@@ -3,8 +3,9 @@
 Files are named `<考生号>.<jpg|jpeg|png>`; each is checked against the profile of its kind
 (admission or graduation), stored as the student's current photo of that kind (the previous
 one stays in the correction chain), and embedded under the pack. Work runs in the batch
-worker processes (`verifier.batch.worker`) through `verifier.common.parallel.map_chunks`; each
-photo is committed in its own transaction, so an interrupted import resumes by running the
+worker (`verifier.batch.worker`) through `verifier.common.parallel.map_chunks`, on Ray actors
+with `ray_address` (jobs carry the photo bytes, so the nodes need no shared file system); each
+photo is committed here in its own transaction, so an interrupted import resumes by running the
 same command, and a photo whose bytes, check and embedding are already stored is skipped.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from verifier.batch.runner import PHOTO_SUFFIXES, findings_of
 from verifier.batch.worker import PhotoJob, PhotoWork, StudentJob, init_worker, process_chunk, process_students
+from verifier.cluster.session import import_ray
 from verifier.photos.checks import iter_photo_paths, read_photo
 from verifier.core.packs import load_pack
 from verifier.common.parallel import map_chunks
@@ -47,6 +49,7 @@ class ImportOptions:
     workers: int | None = None
     pack_id: str | None = None
     actor: str = "photos-import"
+    ray_address: str | None = None
 
 
 @dataclass
@@ -57,10 +60,17 @@ class ImportSummary:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _worker_setup(pack_id: str, settings: Settings, workers: int) -> tuple[int, tuple]:
-    """Worker count and initializer arguments; one in-process pipeline when a single worker is asked for."""
+def _worker_setup(pack_id: str, settings: Settings, workers: int | None, ray_address: str | None = None) -> tuple[int, tuple]:
+    """Worker count and initializer arguments; one in-process pipeline when a single local worker is asked for.
+
+    On Ray every actor loads its own pipeline (none is shipped) and no count means one actor per cluster CPU.
+    """
     profiles = {kind: load_profile(kind) for kind in PHOTO_KINDS}
     model_dir = str(settings.model_dir) if settings.model_dir else None
+    if ray_address is not None:
+        import_ray()
+        return workers or 0, (pack_id, model_dir, profiles)
+    workers = workers or cpu_count()
     if workers <= 1:
         from verifier.core.pipeline import Pipeline
 
@@ -98,9 +108,9 @@ def import_photos(options: ImportOptions, settings: Settings | None = None) -> I
             key = settings.id_key_bytes()
             db.transaction(lambda s: import_roster(s, roster, key, actor=options.actor))
             on_roster = set(roster.students)
-        workers, args = _worker_setup(pack.id, settings, options.workers or cpu_count())
+        workers, args = _worker_setup(pack.id, settings, options.workers, options.ray_address)
         jobs = _plan(db, options, pack.id, on_roster, summary)
-        for job, works in map_chunks(jobs, process_students, workers, init_worker, args, CHUNK):
+        for job, works in map_chunks(jobs, process_students, workers, init_worker, args, CHUNK, ray_address=options.ray_address):
             for pj, work in zip(job.photos, works, strict=True):
                 summary.counts[_commit(db, store, pack.id, job.ksh, pj, work, options.actor)] += 1
                 summary.counts[f"check_{work.status}"] += 1
@@ -160,8 +170,14 @@ def _embed_chunk(chunk: list[tuple[tuple[int, bool], PhotoJob]]) -> list[PhotoWo
     return process_chunk([job for _, job in chunk])
 
 
-def embed_missing(db: Database, store: PhotoStore, pack_id: str, kinds: tuple[str, ...], settings: Settings, workers: int | None = None, actor: str = "sweep") -> Counter:
-    """Embed current photos of these kinds that lack an embedding under the pack; photos that cannot be compared are counted, not retried."""
+def embed_missing(
+    db: Database, store: PhotoStore, pack_id: str, kinds: tuple[str, ...], settings: Settings, workers: int | None = None, actor: str = "sweep",
+    ray_address: str | None = None,
+) -> Counter:
+    """Embed current photos of these kinds that lack an embedding under the pack; photos that cannot be compared are counted, not retried.
+
+    With `ray_address` the embedding runs on Ray actors (the stored bytes are sent; results are written here).
+    """
     counts: Counter = Counter()
     with db.session() as session:
         todo: list[tuple[int, str, str, str, bool]] = []
@@ -192,8 +208,8 @@ def embed_missing(db: Database, store: PhotoStore, pack_id: str, kinds: tuple[st
         if work.embedding is not None:
             embeddings.put(session, photo_id, pack_id, work.embedding)
 
-    n, args = _worker_setup(pack_id, settings, workers or cpu_count())
-    for ((photo_id, unchecked), _job), work in map_chunks(jobs(), _embed_chunk, n, init_worker, args, CHUNK):
+    n, args = _worker_setup(pack_id, settings, workers, ray_address)
+    for ((photo_id, unchecked), _job), work in map_chunks(jobs(), _embed_chunk, n, init_worker, args, CHUNK, ray_address=ray_address):
         db.transaction(lambda s, pid=photo_id, u=unchecked, w=work: write(s, pid, u, w))
         counts["embedded" if work.embedding is not None else "not_comparable"] += 1
     return counts
