@@ -28,17 +28,13 @@ from verifier.sweep.photo_import import ImportOptions, import_photos
 ID_KEY = "test-key-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def ray_local(cache_dir: Path) -> Iterator[object]:
-    """A two-CPU Ray cluster on loopback; the workers inherit the cache folder from this environment."""
-    pytest.importorskip("ray", reason="ray is not installed (optional extra verifier[cluster])")
-    from verifier.cluster.session import ray_cluster
-
+@pytest.fixture(scope="module", autouse=True)
+def worker_env(cache_dir: Path) -> Iterator[None]:
+    """The test's model cache and ID key in the environment, set before conftest's `ray_local` starts, so its workers inherit them."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VERIFIER_CACHE_DIR", str(cache_dir))
         mp.setenv("VERIFIER_ID_KEY", ID_KEY)
-        with ray_cluster("local", cpus=2) as info:
-            yield info
+        yield
 
 
 @pytest.fixture(scope="module")
