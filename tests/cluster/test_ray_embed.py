@@ -8,6 +8,7 @@ must be equal bit for bit; any difference means the Ray path computed something 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from verifier.cli.main import main
 from verifier.common.settings import Settings
@@ -196,3 +197,22 @@ def test_ray_missing_is_a_clear_error_and_no_work_is_done(cohort, cache_dir, tmp
     with pytest.raises(Exception) as exc:
         import_photos(ImportOptions(cohort.admission_dir, "admission", ray_address="local"), settings)
     assert getattr(exc.value, "reason", None) is not None and exc.value.reason.code == "CLUSTER_RAY_MISSING"
+
+
+def test_photos_import_and_sweep_take_ray_from_the_cli_and_the_sweep_embeds_on_ray(ray_local, cohort, cache_dir, local_embeddings, tmp_path, monkeypatch, watched, capsys):
+    """`photos import --ray local`, then the embeddings dropped so `sweep --ray local` must make them again on the actors."""
+    home = tmp_path / "home"
+    settings = _settings(home, cache_dir)
+    monkeypatch.setenv("VERIFIER_HOME", str(home))
+    for kind, folder in (("admission", cohort.admission_dir), ("graduation", cohort.graduation_dir)):
+        assert main(["photos", "import", str(folder), "--kind", kind, "--roster", str(cohort.roster), "--workers", "2", "--ray", "local"]) == 0
+    assert _stored_embeddings(settings) == local_embeddings
+    db = open_database(settings.resolve_db_url(), settings=settings)
+    db.transaction(lambda s: s.execute(delete(Embedding)))
+    db.dispose()
+    capsys.readouterr()
+    assert main(["sweep", "--ray", "local", "--shards", "2", "--workers", "2", "--out", str(tmp_path / "sweep"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["counts"]["embed_embedded"] == len(local_embeddings) and summary["counts"]["shards"] == 2
+    assert _stored_embeddings(settings) == local_embeddings
+    _ran_on_two_set_up_actors(watched, 3)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from verifier.cli.ray_option import add_ray_option
 from verifier.common.choices import PHOTO_KINDS, SWEEP_KINDS
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
@@ -23,6 +24,13 @@ def _kinds(text: str) -> tuple[str, ...]:
     if bad or not kinds:
         raise argparse.ArgumentTypeError(f"kinds must be a comma-separated subset of {','.join(PHOTO_KINDS)}")
     return kinds
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -79,7 +87,7 @@ def cmd_photos_import(args: argparse.Namespace) -> int:
     """Check, store and embed a folder of photos; exit 1 when a file could not be stored."""
     from verifier.sweep.photo_import import ImportOptions, import_photos
 
-    summary = import_photos(ImportOptions(args.folder, args.kind, args.roster, args.db, args.workers, args.pack))
+    summary = import_photos(ImportOptions(args.folder, args.kind, args.roster, args.db, args.workers, args.pack, ray_address=args.ray))
     for name, code in summary.rejected:
         from verifier.common.reasons import REASONS
 
@@ -109,9 +117,8 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", type=Path, default=None, help="report folder (default: <home>/reports/sweep-<date>)")
     s.add_argument("--pack", default=None, help="model pack id")
     s.add_argument("--workers", type=int, default=None, help="processes for embedding and threads for search (default: all cores)")
-    s.add_argument("--ray", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster (ADDRESS, or 'local' to start one on this machine); needs verifier[cluster]")
-    s.add_argument("--shards", type=int, default=None, help="with --ray: shards of the index (default: one per cluster CPU)")
+    add_ray_option(s)
+    s.add_argument("--shards", type=_positive, default=None, help="with --ray: shards of the index (default: one per cluster CPU)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=cmd_sweep)
 
@@ -134,4 +141,5 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--db", default=None, help="database URL")
     imp.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     imp.add_argument("--pack", default=None, help="model pack id")
+    add_ray_option(imp)
     imp.set_defaults(func=cmd_photos_import)

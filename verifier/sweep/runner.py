@@ -451,7 +451,7 @@ class Sweep:
 
     def _steps(self, db: Database, summary: SweepSummary) -> None:
         t = time.monotonic()
-        embedded = embed_missing(db, self.store, self.pack.id, self.kinds, self.settings, self.opt.workers, self.opt.actor)
+        embedded = embed_missing(db, self.store, self.pack.id, self.kinds, self.settings, self.opt.workers, self.opt.actor, ray_address=self.opt.ray)
         summary.counts.update({f"embed_{k}": v for k, v in embedded.items()})
         summary.timings["embed"] = time.monotonic() - t
         index, pairs = self._search(db, summary)
