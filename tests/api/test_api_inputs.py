@@ -230,6 +230,16 @@ def test_busy_and_timeout_through_http(tmp_path: Path, cache_dir: Path, pipeline
         env.db.dispose()
 
 
+def _wait_job(env: Env, job: str, timeout_s: float = 240) -> dict:
+    """Poll a background job until it leaves starting/running/cancelling (or the timeout passes); its last state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = env.client.get(f"/api/v1/jobs/{job}", headers=env.h("academic_affairs")).json()
+        if st["state"] not in ("starting", "running", "cancelling") or time.monotonic() > deadline:
+            return st
+        time.sleep(0.3)
+
+
 def test_batch_job_runs_reports_progress_and_can_be_cancelled(env: Env, api_cohort) -> None:
     root = env.settings.home / "incoming"
     shutil.copytree(api_cohort.admission_dir, root / "adm", dirs_exist_ok=True)
@@ -243,12 +253,7 @@ def test_batch_job_runs_reports_progress_and_can_be_cancelled(env: Env, api_coho
     job = r.json()["id"]
     again = env.client.post("/api/v1/jobs/batch-compare", headers=env.h("academic_affairs"), json=body)
     assert again.status_code == 409 and again.json()["code"] == "API_JOB_BUSY"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        st = env.client.get(f"/api/v1/jobs/{job}", headers=env.h("academic_affairs")).json()
-        if st["state"] in ("completed", "failed", "cancelled", "interrupted"):
-            break
-        time.sleep(0.5)
+    st = _wait_job(env, job)
     assert st["state"] == "completed", st
     assert st["progress"]["done"] == st["progress"]["total"] == 8 and st["run"]["status"] == "completed"
     assert sum(v for k, v in st["run"]["counts"].items() if k.startswith("decision_")) == 8
@@ -261,12 +266,7 @@ def test_batch_job_runs_reports_progress_and_can_be_cancelled(env: Env, api_coho
     job2 = r.json()["id"]
     c = env.client.post(f"/api/v1/jobs/{job2}/cancel", headers=env.h("academic_affairs"))
     assert c.status_code == 202 and c.json()["state"] in ("cancelling", "cancelled")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        st = env.client.get(f"/api/v1/jobs/{job2}", headers=env.h("academic_affairs")).json()
-        if st["state"] not in ("running", "cancelling", "starting"):
-            break
-        time.sleep(0.3)
+    st = _wait_job(env, job2, 120)
     assert st["state"] in ("cancelled", "completed"), (st["state"], st["error"])
     with env.db.session() as s:
         assert any(e.action == "job.cancel" and "test-academic_affairs" in e.actor for e in events_for(s, "job", job2))
@@ -286,12 +286,7 @@ def test_intake_job_runs_to_the_cli_result(env: Env, pipeline, faces, tmp_path) 
     r = env.client.post("/api/v1/jobs/intake-check", headers=env.h("admissions"), json=body)
     assert r.status_code == 202, r.text
     job = r.json()["id"]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        st = env.client.get(f"/api/v1/jobs/{job}", headers=env.h("academic_affairs")).json()
-        if st["state"] in ("completed", "failed", "cancelled", "interrupted"):
-            break
-        time.sleep(0.5)
+    st = _wait_job(env, job)
     assert st["state"] == "completed", st
     n = len(cohort.expected)
     assert st["kind"] == "intake_check" and st["progress"]["total"] == n and st["run"]["status"] == "completed"
@@ -315,11 +310,6 @@ def test_duplicate_sweep_job(env: Env) -> None:
     else:
         assert r.status_code == 202, r.text
         job = r.json()["id"]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        st = env.client.get(f"/api/v1/jobs/{job}", headers=env.h("academic_affairs")).json()
-        if st["state"] not in ("running", "starting", "cancelling"):
-            break
-        time.sleep(0.5)
+    st = _wait_job(env, job)
     assert st["state"] == "completed", (st["state"], st["error"])
     assert st["run"]["status"] == "completed" and st["kind"] == "duplicate_sweep"
