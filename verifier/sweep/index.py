@@ -345,16 +345,17 @@ def _groups(lists: np.ndarray, rows: np.ndarray, nlist: int) -> tuple[np.ndarray
 
 
 def _ivf_tasks(
-    vectors: np.ndarray, probes: np.ndarray, centroids: np.ndarray, nlist: int, threshold: float, is_new: np.ndarray | None
+    vectors: np.ndarray, probes: np.ndarray, centroids: np.ndarray | None, nlist: int, threshold: float, is_new: np.ndarray | None
 ) -> Iterator[Task]:
     """List by list, each list's own members against the rows probing it.
 
     Full sweep: every row probing the list (so a pair is seen from either end). Incremental:
     only the new rows, with INCREMENTAL_PROBE_FACTOR times the probes (one direction), which
-    avoids regrouping the whole probe table for a few new rows.
+    avoids regrouping the whole probe table for a few new rows; only then are the centroids needed.
     """
     own_rows, own_bounds = _groups(probes[:, 0].astype(np.int64), np.arange(len(probes)), nlist)
     if is_new is not None:
+        assert centroids is not None
         new_rows = np.flatnonzero(is_new)
         k = min(nlist, INCREMENTAL_PROBE_FACTOR * probes.shape[1])
         ext = _assign(vectors[new_rows], centroids, k).astype(np.int64)

@@ -36,7 +36,7 @@ from verifier.cluster.session import ClusterInfo
 from verifier.sweep.index import EXACT_LIMIT, FaceIndex, PairSet, choose_params, set_threads
 from verifier.core.packs import load_pack
 from verifier.sweep.photo_import import embed_missing
-from verifier.sweep.ray_search import ShardedSearch
+from verifier.sweep.ray_search import ShardedSearch, ray_pairs
 from verifier.common.reasons import VerifierError
 from verifier.common.settings import Settings
 from verifier.store import audit, members
@@ -295,8 +295,6 @@ class Sweep:
         """All pairs (is_new None) or those with a new row: here, or sharded on the Ray cluster."""
         if self.cluster is None:
             return index.all_pairs(self.threshold) if is_new is None else index.pairs_with(is_new, self.threshold)
-        from verifier.sweep.ray_search import ray_pairs
-
         shards = max(1, self.opt.shards or self.cluster.cpus)
         return ray_pairs(index, shards, self.threshold, is_new, report=self.sharded)
 

@@ -33,7 +33,9 @@ from verifier.sweep.index import (
     PairSet,
     Part,
     _assign,
+    _flat_tasks,
     _groups,
+    _ivf_tasks,
     _list_groups,
     _merge,
     _range,
@@ -116,16 +118,14 @@ def _global(part: Part, rows_q: np.ndarray, rows_m: np.ndarray) -> Part:
     return rows_q[q], rows_m[m], s
 
 
-def _flat_self(shard: Shard, threshold: float) -> list[Part]:
-    parts = []
-    v = shard.vectors
-    for j0 in range(0, len(v), FLAT_BLOCK):
-        j1 = min(j0 + FLAT_BLOCK, len(v))
-        q, m, s = _range(v[j0:j1], v[:j1], threshold)
-        m = m + j0
-        upper = q < m
-        parts.append(_global((q[upper], m[upper], s[upper]), shard.rows, shard.rows))
-    return parts
+def _self(shard: Shard, kind: str, nlist: int, threshold: float) -> list[Part]:
+    """A shard against itself: one index's own tasks (`verifier.sweep.index`) over the shard, in global rows."""
+    if kind == "flat":
+        tasks = _flat_tasks(shard.vectors, threshold, None)
+    else:
+        assert shard.probes is not None
+        tasks = _ivf_tasks(shard.vectors, shard.probes, None, nlist, threshold, None)
+    return [_global(task(), shard.rows, shard.rows) for task in tasks]
 
 
 def _flat_cross(a: Shard, b: Shard, threshold: float) -> list[Part]:
@@ -142,50 +142,29 @@ def _join(qv: np.ndarray, queries: np.ndarray, mv: np.ndarray, members: np.ndarr
     return queries[q], members[m], s
 
 
-def _ivf_self(shard: Shard, nlist: int, threshold: float) -> list[Part]:
-    assert shard.probes is not None
-    own_rows, own_bounds = _groups(shard.probes[:, 0].astype(np.int64), np.arange(shard.n), nlist)
+def _one_way(q: Shard, m: Shard, nlist: int, threshold: float) -> list[Part]:
+    """List by list: m's own members against q's rows probing the list, as (q row, m row, score) in global rows."""
+    assert q.probes is not None and m.probes is not None
+    own, bounds = _groups(m.probes[:, 0].astype(np.int64), np.arange(m.n), nlist)
     parts = []
     for lo in range(0, nlist, LIST_CHUNK):
         hi = min(lo + LIST_CHUNK, nlist)
-        spill_rows, spill_bounds = _list_groups(shard.probes, lo, hi)
+        spill, spill_bounds = _list_groups(q.probes, lo, hi)
         for c in range(lo, hi):
-            members = own_rows[own_bounds[c] : own_bounds[c + 1]]
-            probing = spill_rows[spill_bounds[c - lo] : spill_bounds[c - lo + 1]]
+            members = own[bounds[c] : bounds[c + 1]]
+            probing = spill[spill_bounds[c - lo] : spill_bounds[c - lo + 1]]
             if members.size and probing.size:
-                parts.append(_global(_join(shard.vectors, probing, shard.vectors, members, threshold), shard.rows, shard.rows))
-    return parts
-
-
-def _ivf_cross(a: Shard, b: Shard, nlist: int, threshold: float) -> list[Part]:
-    """List by list: b's members against a's probing rows, and a's members against b's probing rows."""
-    assert a.probes is not None and b.probes is not None
-    own_a, bounds_a = _groups(a.probes[:, 0].astype(np.int64), np.arange(a.n), nlist)
-    own_b, bounds_b = _groups(b.probes[:, 0].astype(np.int64), np.arange(b.n), nlist)
-    parts = []
-    for lo in range(0, nlist, LIST_CHUNK):
-        hi = min(lo + LIST_CHUNK, nlist)
-        spill_a, sb_a = _list_groups(a.probes, lo, hi)
-        spill_b, sb_b = _list_groups(b.probes, lo, hi)
-        for c in range(lo, hi):
-            members_b = own_b[bounds_b[c] : bounds_b[c + 1]]
-            probing_a = spill_a[sb_a[c - lo] : sb_a[c - lo + 1]]
-            if members_b.size and probing_a.size:
-                parts.append(_global(_join(a.vectors, probing_a, b.vectors, members_b, threshold), a.rows, b.rows))
-            members_a = own_a[bounds_a[c] : bounds_a[c + 1]]
-            probing_b = spill_b[sb_b[c - lo] : sb_b[c - lo + 1]]
-            if members_a.size and probing_b.size:
-                parts.append(_global(_join(b.vectors, probing_b, a.vectors, members_a, threshold), b.rows, a.rows))
+                parts.append(_global(_join(q.vectors, probing, m.vectors, members, threshold), q.rows, m.rows))
     return parts
 
 
 def search_pair(a: Shard, b: Shard, same: bool, kind: str, nlist: int, threshold: float) -> Part:
     """Every pair above the threshold with one row in a and one in b (or both in a when `same`), global rows."""
+    if same:
+        return _concat(_self(a, kind, nlist, threshold))
     if kind == "flat":
-        parts = _flat_self(a, threshold) if same else _flat_cross(a, b, threshold)
-    else:
-        parts = _ivf_self(a, nlist, threshold) if same else _ivf_cross(a, b, nlist, threshold)
-    return _concat(parts)
+        return _concat(_flat_cross(a, b, threshold))
+    return _concat(_one_way(a, b, nlist, threshold) + _one_way(b, a, nlist, threshold))  # a pair is examined from either end
 
 
 def search_new(shard: Shard, new: NewRows, kind: str, nlist: int, threshold: float) -> Part:
