@@ -43,7 +43,7 @@ from verifier.cluster.session import ray_cluster  # noqa: E402
 from verifier.core.packs import load_pack  # noqa: E402
 from verifier.sweep.index import FaceIndex, _assign, _train, choose_params, set_threads  # noqa: E402
 from verifier.sweep.ray_search import ShardedSearch, ShardWorker, ray_pairs  # noqa: E402
-from verifier.sweep.shards import Shard, plan, with_probes  # noqa: E402
+from verifier.sweep.shards import Shard, list_sizes, plan, with_probes  # noqa: E402
 
 DIM = 128
 SECTION = "## Province scale: sharded sweep on Ray (issue 17)"
@@ -51,9 +51,8 @@ SECTION = "## Province scale: sharded sweep on Ray (issue 17)"
 
 def examined(probes: np.ndarray, nlist: int) -> int:
     """Dot products the list-major join computes: sum over lists of own members x rows probing the list."""
-    own = np.bincount(probes[:, 0].astype(np.int64), minlength=nlist).astype(np.float64)
-    probing = np.bincount(probes.astype(np.int64).ravel(), minlength=nlist).astype(np.float64)
-    return int(own @ probing)
+    own, probing = list_sizes(probes, nlist)
+    return int(own.astype(np.float64) @ probing.astype(np.float64))
 
 
 def _planted_arrays(data: Dataset) -> tuple[np.ndarray, np.ndarray]:

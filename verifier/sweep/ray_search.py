@@ -22,7 +22,7 @@ import numpy as np
 from verifier.cluster.session import import_ray
 from verifier.common.reasons import VerifierError
 from verifier.sweep.index import FaceIndex, PairSet, Part, _merge, set_threads
-from verifier.sweep.shards import NewRows, Shard, new_rows, plan, search_new, search_pair, split
+from verifier.sweep.shards import NewRows, Shard, list_sizes, new_rows, plan, search_new, search_pair, split
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ class ShardWorker:
     def list_sizes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per IVF list: this shard's own members and its rows probing it (the work of a task is their products)."""
         assert self.shard.probes is not None
-        own = np.bincount(self.shard.probes[:, 0].astype(np.int64), minlength=self.nlist)
-        return own, np.bincount(self.shard.probes.astype(np.int64).ravel(), minlength=self.nlist)
+        return list_sizes(self.shard.probes, self.nlist)
 
     def process(self) -> dict[str, int]:
         """This worker's pid and peak resident memory (bytes), for tests and the scale benchmark."""

@@ -70,6 +70,12 @@ class NewRows:
     probes: np.ndarray | None = None
 
 
+def list_sizes(probes: np.ndarray, nlist: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per IVF list: rows whose own list it is, and rows probing it (a join's work is the sum of their products)."""
+    own = np.bincount(probes[:, 0].astype(np.int64), minlength=nlist)
+    return own, np.bincount(probes.astype(np.int64).ravel(), minlength=nlist)
+
+
 def shard_of(rows: np.ndarray, shards: int) -> np.ndarray:
     """The shard of each global row: r mod S (balanced whatever the id order)."""
     return np.asarray(rows, np.int64) % shards
